@@ -1,0 +1,45 @@
+"""Exceptions raised by fdassim.
+
+Every message names what is wrong (the key, the value, the member, the cycle) and, where
+there is one, the fix.
+"""
+
+from __future__ import annotations
+
+__all__ = ["FdassimError", "ConfigError", "InputError", "ObservationError", "MemberFailure"]
+
+
+class FdassimError(Exception):
+    """Base class of every error fdassim raises on purpose."""
+
+
+class ConfigError(FdassimError, ValueError):
+    """A setting (from ``params.yaml`` or a keyword) is missing, unknown or has a bad value."""
+
+
+class InputError(FdassimError, ValueError):
+    """An array handed to an analysis scheme has the wrong shape or non-finite values."""
+
+
+class ObservationError(FdassimError, ValueError):
+    """Observations, their operator or their error covariance are inconsistent."""
+
+
+class MemberFailure(FdassimError, RuntimeError):
+    """A forecast of one ensemble member failed or returned NaN/Inf.
+
+    Parameters
+    ----------
+    member
+        Index of the member (0-based, global over the ensemble).
+    cycle
+        Index of the assimilation cycle during which it failed.
+    reason
+        What went wrong.
+    """
+
+    def __init__(self, member: int, cycle: int, reason: str):
+        self.member = member
+        self.cycle = cycle
+        self.reason = reason
+        super().__init__(f"member {member} failed in cycle {cycle}: {reason}")

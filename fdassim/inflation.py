@@ -1,0 +1,426 @@
+r"""Covariance inflation: keep the ensemble spread from collapsing.
+
+An :class:`Inflation` acts at three points of an assimilation cycle:
+
+1. :meth:`Inflation.prior` on the forecast rows, before the analysis;
+2. :meth:`Inflation.prior_obs` on the predicted observations ``Y = H(X)`` when they were
+   computed from the *un-inflated* forecast: it applies the matching change, exact for a
+   linear ``H`` (the serial twin, :mod:`fdassim.twin`, recomputes ``Y`` instead);
+3. :meth:`Inflation.posterior` on the analysis rows, knowing the forecast rows that entered
+   the analysis.
+
+Like :meth:`fdassim.analysis.base.Update.apply`, every method works on *rows* (a block
+``X`` of ``nb`` state variables with all ``N`` members, described by
+:class:`~fdassim.analysis.base.Rows`) and the result of a row depends on that row alone, so
+it is the same for any split of the state over processes. Row means and variances are summed
+over members in a fixed order for that reason (see :func:`_row_mean`). Random numbers come
+from :func:`~fdassim.analysis.base.member_rng` only.
+
+The base class is the identity. Implemented:
+
+========================  =============================================================
+:class:`Multiplicative`   :math:`A \leftarrow \lambda A`, at the prior or the posterior
+:class:`Additive`         Gaussian noise added to each analysis member
+:class:`RTPS`             relaxation to prior spread (Whitaker & Hamill 2012)
+:class:`RTPP`             relaxation to prior perturbations (Zhang et al. 2004)
+:class:`Chain`            several of the above, in order
+========================  =============================================================
+
+The adaptive finite-size inflation (EnKF-N) is a scheme, :mod:`fdassim.analysis.enkf_n`.
+
+Notation: ``X`` rows of the ensemble, :math:`\bar x` their member mean,
+:math:`A = X - \bar x` the anomalies, superscripts ``f`` (forecast, prior) and ``a``
+(analysis, posterior), :math:`\sigma` the ensemble standard deviation of a row.
+
+References
+----------
+Anderson, J. L. and Anderson, S. L. (1999). A Monte Carlo implementation of the nonlinear
+filtering problem to produce ensemble assimilations and forecasts. Mon. Wea. Rev. 127,
+2741-2758. https://doi.org/10.1175/1520-0493(1999)127<2741:AMCIOT>2.0.CO;2
+
+Zhang, F., Snyder, C. and Sun, J. (2004). Impacts of initial estimate and observation
+availability on convective-scale data assimilation with an ensemble Kalman filter. Mon. Wea.
+Rev. 132, 1238-1253. https://doi.org/10.1175/1520-0493(2004)132<1238:IOIEAO>2.0.CO;2
+
+Whitaker, J. S. and Hamill, T. M. (2012). Evaluating methods to account for system errors in
+ensemble data assimilation. Mon. Wea. Rev. 140, 3078-3089.
+https://doi.org/10.1175/MWR-D-11-00276.1
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+
+from .analysis.base import AnalysisContext, Rows
+from .errors import ConfigError, InputError
+
+__all__ = ["Stage", "Inflation", "Multiplicative", "Additive", "RTPS", "RTPP", "Chain",
+           "ADDITIVE_STREAM"]
+
+#: The :func:`~fdassim.analysis.base.member_rng` stream of :class:`Additive` noise, apart
+#: from the streams the analysis schemes use (observation perturbations use 0).
+ADDITIVE_STREAM = 101
+
+
+class Stage(Enum):
+    """Where a multiplicative inflation acts: on the forecast or on the analysis."""
+
+    PRIOR = "prior"
+    POSTERIOR = "posterior"
+
+
+# ---------------------------------------------------------------------------------------
+# Row statistics summed over members in a fixed order (split-invariant, like combine)
+# ---------------------------------------------------------------------------------------
+def _row_mean(X: np.ndarray) -> np.ndarray:
+    """``(nb, 1)`` member mean of each row, summed for members ``0, 1, ..., N-1`` in order."""
+    s = X[:, 0].copy()
+    for i in range(1, X.shape[1]):
+        s += X[:, i]
+    return (s / X.shape[1])[:, None]
+
+
+def _row_std(A: np.ndarray) -> np.ndarray:
+    """``(nb, 1)`` ensemble standard deviation (divisor ``N - 1``) of anomaly rows ``A``."""
+    s = A[:, 0] ** 2
+    for i in range(1, A.shape[1]):
+        s += A[:, i] ** 2
+    return np.sqrt(s / (A.shape[1] - 1))[:, None]
+
+
+def _per_row(value: float, value_param: float | None, rows: Rows, nb: int) -> np.ndarray | float:
+    """``value`` for state rows, ``value_param`` (default ``value``) where ``rows.is_param``."""
+    if value_param is None or value_param == value or rows.is_param is None:
+        return value
+    if rows.is_param.shape != (nb,):
+        raise InputError(f"rows.is_param has shape {rows.is_param.shape} but the block has {nb} rows")
+    return np.where(rows.is_param, value_param, value)[:, None]
+
+
+def _check_rows(X: np.ndarray, name: str) -> np.ndarray:
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2 or X.shape[1] < 2:
+        raise InputError(f"{name} must be (rows, members) with at least 2 members, got shape {X.shape}")
+    return X
+
+
+def _check_factor(owner: str, key: str, value, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if not (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and math.isfinite(value) and value >= 1):
+        raise ConfigError(f"{owner}: {key} must be a finite number >= 1, got {value!r}")
+
+
+def _check_fraction(owner: str, key: str, value, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if not (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and math.isfinite(value) and 0 <= value <= 1):
+        raise ConfigError(f"{owner}: {key} must be a number in [0, 1], got {value!r}")
+
+
+# ---------------------------------------------------------------------------------------
+# The interface
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Inflation:
+    """No inflation; the base of every inflation. Subclasses override what they change.
+
+    None of the methods modifies its arguments.
+    """
+
+    def prior(self, X: np.ndarray, rows: Rows) -> np.ndarray:
+        """Inflate the ``(nb, N)`` forecast rows ``X`` before the analysis."""
+        return X
+
+    def prior_obs(self, Y: np.ndarray) -> np.ndarray:
+        """The change :meth:`prior` makes to ``Y = H(X)``, applied to ``(m, N)`` ``Y``.
+
+        Use it when ``Y`` was computed from the un-inflated forecast. Exact for a linear ``H``.
+        """
+        return Y
+
+    def posterior(self, Xa: np.ndarray, Xf: np.ndarray, rows: Rows, context: AnalysisContext) -> np.ndarray:
+        """Inflate the ``(nb, N)`` analysis rows ``Xa``.
+
+        Parameters
+        ----------
+        Xa
+            Analysis rows.
+        Xf
+            The forecast rows that entered the analysis (after :meth:`prior`).
+        rows
+            Description of the rows (start, total length, parameter mask).
+        context
+            Seed and cycle, for random draws.
+        """
+        return Xa
+
+
+@dataclass(frozen=True)
+class Multiplicative(Inflation):
+    r"""Multiplicative inflation of the anomalies (Anderson & Anderson 1999).
+
+    .. math::
+        x_i \leftarrow \bar x + \lambda (x_i - \bar x)
+
+    with :math:`\lambda` = ``lam`` for state rows and ``lam_param`` for parameter rows
+    (``rows.is_param``). At :attr:`Stage.PRIOR` it inflates the forecast (and
+    :meth:`prior_obs` scales the anomalies of ``Y`` by ``lam``, exact when ``H`` reads no
+    parameter or ``lam_param == lam``); at :attr:`Stage.POSTERIOR` the analysis.
+
+    Parameters
+    ----------
+    lam
+        Factor for state rows, finite and ``>= 1``.
+    lam_param
+        Factor for parameter rows; ``None`` means ``lam``.
+    stage
+        :attr:`Stage.PRIOR` (default) or :attr:`Stage.POSTERIOR` (or their values
+        ``"prior"``, ``"posterior"``).
+
+    Raises
+    ------
+    ConfigError
+        If a factor is below 1 or not finite, or ``stage`` is unknown.
+    """
+
+    lam: float = 1.0
+    lam_param: float | None = None
+    stage: Stage = Stage.PRIOR
+
+    def __post_init__(self):
+        _check_factor("Multiplicative", "lam", self.lam)
+        _check_factor("Multiplicative", "lam_param", self.lam_param, allow_none=True)
+        try:
+            object.__setattr__(self, "stage", Stage(self.stage))
+        except ValueError:
+            raise ConfigError(f"Multiplicative: stage must be one of {[s.value for s in Stage]}, "
+                              f"got {self.stage!r}") from None
+
+    def _inflate(self, X: np.ndarray, rows: Rows) -> np.ndarray:
+        X = _check_rows(X, "X")
+        lam = _per_row(self.lam, self.lam_param, rows, X.shape[0])
+        xm = _row_mean(X)
+        return xm + lam * (X - xm)
+
+    def prior(self, X, rows):
+        return self._inflate(X, rows) if self.stage is Stage.PRIOR else X
+
+    def prior_obs(self, Y):
+        if self.stage is not Stage.PRIOR or self.lam == 1:
+            return Y
+        Y = _check_rows(Y, "Y")
+        ym = _row_mean(Y)
+        return ym + self.lam * (Y - ym)
+
+    def posterior(self, Xa, Xf, rows, context):
+        return self._inflate(Xa, rows) if self.stage is Stage.POSTERIOR else Xa
+
+
+@dataclass(frozen=True)
+class Additive(Inflation):
+    r"""Additive inflation: independent Gaussian noise added to each analysis member.
+
+    .. math::
+        x^a_i \leftarrow x^a_i + \eta_i, \qquad \eta_i \sim \mathcal N(0, \operatorname{diag}(s^2))
+
+    Member ``i``'s noise does not depend on how the state is split into row blocks: its
+    generator :func:`~fdassim.analysis.base.member_rng` ``(seed, cycle, i, stream)`` draws the
+    full vector of ``rows.total`` values and the block keeps ``rows.start : rows.start + nb``.
+    A block therefore costs :math:`O(n)` draws per member whatever its size ``nb``
+    (:math:`O(nN)` per block), which is cheap next to a forecast but not free for large ``n``.
+
+    It acts on the posterior only (the prior interface has no cycle to seed from), i.e. it
+    models error added during the next forecast.
+
+    Parameters
+    ----------
+    std
+        Noise standard deviation :math:`s`: a scalar, or ``(n,)`` values, one per state row
+        (global indexing), all finite and ``>= 0``.
+    stream
+        The :func:`~fdassim.analysis.base.member_rng` stream of the noise.
+
+    Raises
+    ------
+    ConfigError
+        If a standard deviation is negative or not finite, or ``stream`` is not a
+        non-negative integer.
+    """
+
+    std: float | np.ndarray = 0.0
+    stream: int = ADDITIVE_STREAM
+
+    def __post_init__(self):
+        std = np.asarray(self.std, dtype=float)
+        if std.ndim > 1 or not np.all(np.isfinite(std) & (std >= 0)):
+            raise ConfigError(f"Additive: std must be finite and >= 0 (a scalar or one per state row), "
+                              f"got {self.std!r}")
+        if isinstance(self.stream, bool) or not isinstance(self.stream, (int, np.integer)) or self.stream < 0:
+            raise ConfigError(f"Additive: stream must be a non-negative integer, got {self.stream!r}")
+        object.__setattr__(self, "std", float(std) if std.ndim == 0 else std)
+
+    def posterior(self, Xa, Xf, rows, context):
+        Xa = _check_rows(Xa, "Xa")
+        nb, N = Xa.shape
+        if rows.total is None:
+            raise InputError("Additive inflation needs rows.total (the state length) to draw "
+                             "split-invariant noise; build rows with Rows.whole(n) or Rows(start, total)")
+        lo, hi = rows.start, rows.start + nb
+        if hi > rows.total:
+            raise InputError(f"rows {lo}:{hi} exceed rows.total = {rows.total}")
+        if np.ndim(self.std) == 1:
+            if self.std.shape != (rows.total,):
+                raise InputError(f"Additive: std has {self.std.size} values but the state has {rows.total} rows")
+            s = self.std[lo:hi]
+        else:
+            s = self.std
+        if np.all(s == 0):
+            return Xa
+        out = Xa.copy()
+        for i in range(N):
+            out[:, i] += s * context.rng(i, self.stream).standard_normal(rows.total)[lo:hi]
+        return out
+
+
+@dataclass(frozen=True)
+class RTPS(Inflation):
+    r"""Relaxation to prior spread (Whitaker & Hamill 2012, eq. 3).
+
+    Each row's analysis anomalies are rescaled so that their spread moves a fraction
+    :math:`\alpha` back toward the forecast spread:
+
+    .. math::
+        A^a \leftarrow A^a \left(\alpha \frac{\sigma^f - \sigma^a}{\sigma^a} + 1\right)
+
+    A row whose analysis spread is zero is left unchanged.
+
+    Parameters
+    ----------
+    alpha
+        Relaxation :math:`\alpha \in [0, 1]` for state rows (0: none, 1: back to the prior spread).
+    alpha_param
+        Relaxation for parameter rows; ``None`` means ``alpha``.
+
+    Raises
+    ------
+    ConfigError
+        If a relaxation is outside ``[0, 1]`` or not finite.
+
+    References
+    ----------
+    Whitaker, J. S. and Hamill, T. M. (2012). Mon. Wea. Rev. 140, 3078-3089.
+    https://doi.org/10.1175/MWR-D-11-00276.1
+    """
+
+    alpha: float = 0.5
+    alpha_param: float | None = None
+
+    def __post_init__(self):
+        _check_fraction("RTPS", "alpha", self.alpha)
+        _check_fraction("RTPS", "alpha_param", self.alpha_param, allow_none=True)
+
+    def posterior(self, Xa, Xf, rows, context):
+        Xa, Xf = _check_rows(Xa, "Xa"), _check_rows(Xf, "Xf")
+        if Xa.shape != Xf.shape:
+            raise InputError(f"RTPS: analysis rows {Xa.shape} and forecast rows {Xf.shape} differ in shape")
+        alpha = _per_row(self.alpha, self.alpha_param, rows, Xa.shape[0])
+        xm = _row_mean(Xa)
+        Aa = Xa - xm
+        sa, sf = _row_std(Aa), _row_std(Xf - _row_mean(Xf))
+        ok = sa > 0
+        factor = np.where(ok, alpha * (sf - sa) / np.where(ok, sa, 1.0) + 1.0, 1.0)
+        return xm + factor * Aa
+
+
+@dataclass(frozen=True)
+class RTPP(Inflation):
+    r"""Relaxation to prior perturbations (Zhang et al. 2004, eq. 5).
+
+    .. math::
+        A^a \leftarrow (1 - \alpha) A^a + \alpha A^f
+
+    keeping the analysis mean.
+
+    Parameters
+    ----------
+    alpha
+        Relaxation :math:`\alpha \in [0, 1]` for state rows.
+    alpha_param
+        Relaxation for parameter rows; ``None`` means ``alpha``.
+
+    Raises
+    ------
+    ConfigError
+        If a relaxation is outside ``[0, 1]`` or not finite.
+
+    References
+    ----------
+    Zhang, F., Snyder, C. and Sun, J. (2004). Mon. Wea. Rev. 132, 1238-1253.
+    https://doi.org/10.1175/1520-0493(2004)132<1238:IOIEAO>2.0.CO;2
+    """
+
+    alpha: float = 0.5
+    alpha_param: float | None = None
+
+    def __post_init__(self):
+        _check_fraction("RTPP", "alpha", self.alpha)
+        _check_fraction("RTPP", "alpha_param", self.alpha_param, allow_none=True)
+
+    def posterior(self, Xa, Xf, rows, context):
+        Xa, Xf = _check_rows(Xa, "Xa"), _check_rows(Xf, "Xf")
+        if Xa.shape != Xf.shape:
+            raise InputError(f"RTPP: analysis rows {Xa.shape} and forecast rows {Xf.shape} differ in shape")
+        alpha = _per_row(self.alpha, self.alpha_param, rows, Xa.shape[0])
+        xm = _row_mean(Xa)
+        return xm + (1 - alpha) * (Xa - xm) + alpha * (Xf - _row_mean(Xf))
+
+
+@dataclass(frozen=True)
+class Chain(Inflation):
+    """Several inflations applied in order at each stage.
+
+    ``Chain((Multiplicative(1.02), RTPS(0.5)))`` inflates the prior by 1.02 and relaxes the
+    analysis spread toward that inflated prior.
+
+    Parameters
+    ----------
+    items
+        The inflations, applied first to last (each stage sees the previous one's output).
+
+    Raises
+    ------
+    ConfigError
+        If an item is not an :class:`Inflation`.
+    """
+
+    items: tuple[Inflation, ...] = ()
+
+    def __post_init__(self):
+        items = tuple(self.items)
+        for k, item in enumerate(items):
+            if not isinstance(item, Inflation):
+                raise ConfigError(f"Chain: items[{k}] must be an Inflation, got {type(item).__name__}")
+        object.__setattr__(self, "items", items)
+
+    def prior(self, X, rows):
+        for item in self.items:
+            X = item.prior(X, rows)
+        return X
+
+    def prior_obs(self, Y):
+        for item in self.items:
+            Y = item.prior_obs(Y)
+        return Y
+
+    def posterior(self, Xa, Xf, rows, context):
+        for item in self.items:
+            Xa = item.posterior(Xa, Xf, rows, context)
+        return Xa
