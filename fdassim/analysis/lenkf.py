@@ -1,0 +1,194 @@
+r"""The localized stochastic EnKF: Schur-product localization of the Kalman gain.
+
+.. math::
+    K_{rows} = \left(\rho_{xo} \circ A_{rows} S^T\right)
+               \left[\rho_{oo} \circ S S^T + (N-1) R\right]^{-1}, \qquad
+    X^a_{rows} = X_{rows} + K_{rows} (D - Y), \quad D = y \mathbf{1}^T + E
+
+(Houtekamer & Mitchell 1998, 2001; notation of Evensen 2003; the factors :math:`1/(N-1)` of
+the sample covariances cancel.) Column :math:`i` of :math:`E` is :math:`R^{1/2} z_i` with
+:math:`z_i \sim \mathcal N(0, I_m)` drawn from ``context.rng(i, stream=0)``.
+
+``prepare`` does the observation-space work once: :math:`S`, :math:`\rho_{oo}` and
+:math:`Z = [\rho_{oo} \circ S S^T + (N-1) R]^{-1} (D - Y)`. ``apply`` needs only the rows,
+their coordinates and these: :math:`X^a_{rows} = X_{rows} + (\rho_{xo} \circ A_{rows} S^T) Z`,
+formed with :func:`~fdassim.analysis.base.combine` so that each row is independent of its block.
+
+Glossary: as in :mod:`fdassim.analysis.base`; ``rho_xo``, ``rho_oo`` as in
+:mod:`fdassim.analysis.localization`; ``Z`` the ``(m, N)`` weighted innovations above.
+
+References
+----------
+Houtekamer, P. L. and Mitchell, H. L. (1998). Data assimilation using an ensemble Kalman
+filter technique. Mon. Wea. Rev. 126, 796-811.
+https://doi.org/10.1175/1520-0493(1998)126<0796:DAUAEK>2.0.CO;2
+
+Houtekamer, P. L. and Mitchell, H. L. (2001). A sequential ensemble Kalman filter for
+atmospheric data assimilation. Mon. Wea. Rev. 129, 123-137.
+https://doi.org/10.1175/1520-0493(2001)129<0123:ASEKFF>2.0.CO;2
+
+Evensen, G. (2003). The Ensemble Kalman Filter: theoretical formulation and practical
+implementation. Ocean Dynamics 53, 343-367. https://doi.org/10.1007/s10236-003-0036-9
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+
+from ..errors import ConfigError, InputError, ObservationError
+from .base import AnalysisContext, ObsError, Rows, Scheme, Update, check_ensemble, check_observations, combine
+from .localization import AdaptiveLocalization, Localization
+
+__all__ = ["LocalizedEnKF", "LocalizedEnKFUpdate", "row_mean", "resolve_localization",
+           "localized_rows", "perturbations", "standard_draws"]
+
+_STREAM = 0  # random stream of the observation perturbations
+
+
+def row_mean(X: np.ndarray) -> np.ndarray:
+    """``(nb,)`` ensemble mean of each row, summed in member order (bitwise row-local)."""
+    return combine(X, np.full((X.shape[1], 1), 1.0 / X.shape[1]))[:, 0]
+
+
+def standard_draws(m: int, N: int, context: AnalysisContext) -> np.ndarray:
+    """``(m, N)`` standard normal draws; column ``i`` from ``context.rng(i, stream=0)``.
+
+    They depend on the member, the seed and the cycle only, never on the process layout.
+    """
+    return np.column_stack([context.rng(i, _STREAM).standard_normal(m) for i in range(N)])
+
+
+def perturbations(R: ObsError, N: int, context: AnalysisContext) -> np.ndarray:
+    r"""``(m, N)`` observation perturbations :math:`E = R^{1/2} Z`, :math:`Z` from :func:`standard_draws`."""
+    return R.color(standard_draws(R.m, N, context))
+
+
+def resolve_localization(localization, Y: np.ndarray, context: AnalysisContext) -> Localization | None:
+    """The fixed localization to use with these predicted observations (``None``: none).
+
+    An :class:`AdaptiveLocalization` is fitted to ``Y`` at ``context.obs_coords``. Raises
+    :class:`ObservationError` if a finite localization needs observation coordinates that
+    ``context`` lacks or that do not match ``Y``.
+    """
+    if localization is None:
+        return None
+    if isinstance(localization, Localization) and localization.is_infinite:
+        return localization
+    m = Y.shape[0]
+    if context.obs_coords is None:
+        raise ObservationError("localization needs the observation coordinates: pass "
+                               "AnalysisContext(obs_coords=...) with an (m, d) array")
+    oc = np.asarray(context.obs_coords, dtype=float)
+    oc = oc.reshape(-1, 1) if oc.ndim == 1 else oc
+    if oc.ndim != 2 or oc.shape[0] != m:
+        raise ObservationError(f"context.obs_coords must be ({m}, d) for {m} observations, got shape {oc.shape}")
+    if isinstance(localization, AdaptiveLocalization):
+        return localization.resolve(Y, oc)
+    return localization
+
+
+def localized_rows(localization: Localization | None, rows: Rows, nb: int, obs_coords) -> np.ndarray | None:
+    """``(nb, m)`` taper of the rows, or ``None`` without (or with infinite) localization.
+
+    Raises :class:`InputError` naming the fix when the rows have no coordinates.
+    """
+    if localization is None or localization.is_infinite:
+        return None
+    if rows.coords is None:
+        raise InputError("localization needs the coordinates of the state rows but rows.coords is "
+                         "None: pass Rows.whole(n, coords=...) (or Rows(..., coords=...))")
+    coords = np.asarray(rows.coords, dtype=float)
+    coords = coords.reshape(-1, 1) if coords.ndim == 1 else coords
+    if coords.shape[0] != nb:
+        raise InputError(f"rows.coords has {coords.shape[0]} points but the block has {nb} rows")
+    oc = np.asarray(obs_coords, dtype=float)
+    oc = oc.reshape(-1, 1) if oc.ndim == 1 else oc
+    if coords.shape[1] != oc.shape[1]:
+        raise InputError(f"rows.coords has {coords.shape[1]} dimensions but obs_coords has {oc.shape[1]}")
+    return localization.rho_xo(coords, oc)
+
+
+def check_localization_option(localization):
+    """Raise :class:`ConfigError` unless ``localization`` is a localization object or ``None``."""
+    if localization is not None and not isinstance(localization, (Localization, AdaptiveLocalization)):
+        raise ConfigError(f"localization must be a Localization, an AdaptiveLocalization or None, "
+                          f"got {type(localization).__name__}")
+
+
+@dataclass(frozen=True, eq=False)
+class LocalizedEnKFUpdate(Update):
+    """The row-wise half of :class:`LocalizedEnKF` (see the module docstring).
+
+    Parameters
+    ----------
+    S
+        ``(m, N)`` observation-space anomalies.
+    Z
+        ``(m, N)`` weighted innovations :math:`[\\rho_{oo} \\circ S S^T + (N-1) R]^{-1}(D - Y)`.
+    localization
+        The resolved localization, or ``None``.
+    obs_coords
+        ``(m, d)`` observation coordinates, or ``None`` without localization.
+    """
+
+    S: np.ndarray
+    Z: np.ndarray
+    localization: Localization | None
+    obs_coords: np.ndarray | None
+
+    def apply(self, X: np.ndarray, rows: Rows) -> np.ndarray:
+        X = check_ensemble(X)
+        N = self.S.shape[1]
+        if X.shape[1] != N:
+            raise InputError(f"X has {X.shape[1]} members but the update was prepared for {N}")
+        rho = localized_rows(self.localization, rows, X.shape[0], self.obs_coords)
+        A = X - row_mean(X)[:, None]
+        AS = combine(A, self.S.T)  # (nb, m): A_rows S^T, summed over members in order
+        if rho is not None:
+            AS *= rho
+        return X + combine(AS, self.Z)  # summed over observations in order
+
+
+@dataclass(frozen=True)
+class LocalizedEnKF(Scheme):
+    """Stochastic EnKF with Gaspari-Cohn localization of the gain (Houtekamer & Mitchell 2001).
+
+    Parameters
+    ----------
+    localization
+        A :class:`~fdassim.analysis.localization.Localization` (``radius=math.inf`` gives the
+        plain stochastic EnKF), or an
+        :class:`~fdassim.analysis.localization.AdaptiveLocalization` fitted to ``Y`` in
+        :meth:`prepare`.
+
+    Raises
+    ------
+    ConfigError
+        If ``localization`` is of another type.
+    """
+
+    localization: Localization | AdaptiveLocalization
+
+    def __post_init__(self):
+        if self.localization is None:
+            raise ConfigError("LocalizedEnKF needs a localization: Localization(radius) or "
+                              "AdaptiveLocalization(); Localization(math.inf) means none")
+        check_localization_option(self.localization)
+
+    def prepare(self, Y, y, R: ObsError, context: AnalysisContext) -> LocalizedEnKFUpdate:
+        Y, y, R = check_observations(Y, y, R)
+        m, N = Y.shape
+        loc = resolve_localization(self.localization, Y, context)
+        S = Y - Y.mean(axis=1, keepdims=True)
+        SS = S @ S.T
+        obs_coords = None
+        if loc is not None and not loc.is_infinite:
+            obs_coords = np.asarray(context.obs_coords, dtype=float).reshape(m, -1)
+            SS = loc.rho_oo(obs_coords) * SS
+        C = SS + (N - 1) * R.matrix()
+        D = y[:, None] + perturbations(R, N, context)
+        Z = scipy.linalg.solve(C, D - Y, assume_a="sym")
+        return LocalizedEnKFUpdate(S, Z, loc, obs_coords)

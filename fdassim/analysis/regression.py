@@ -1,0 +1,314 @@
+r"""The sequential regression filter (Anderson 2003) and its parallel form (Anderson & Collins 2007).
+
+Observations are assimilated one at a time, in index order. For observation :math:`k` with
+prior ensemble :math:`y^k` (its predicted observations, updated by the observations
+before it), variance :math:`\sigma_p^2` and error variance :math:`r_k`:
+
+1. *Observation increments* :math:`\Delta y_i`, by the EAKF (Anderson 2001; deterministic)
+
+   .. math::
+       \sigma_a^2 = (\sigma_p^{-2} + r_k^{-1})^{-1}, \quad
+       \bar y^a = \sigma_a^2 (\bar y / \sigma_p^2 + y_k / r_k), \quad
+       \Delta y_i = \bar y^a + \sqrt{\sigma_a^2 / \sigma_p^2}\,(y^k_i - \bar y) - y^k_i
+
+   or by perturbed observations (stochastic), :math:`\Delta y_i = \sigma_p^2 /
+   (\sigma_p^2 + r_k) \, (y_k + \sqrt{r_k}\,\varepsilon_{ki} - y^k_i)`.
+2. *Regression* of the increments onto every state row and onto the priors of the later
+   observations :math:`j > k` (Anderson 2003, the least-squares step):
+
+   .. math::
+       \Delta x_i = \rho \, \frac{\operatorname{cov}(x, y^k)}{\sigma_p^2} \, \Delta y_i
+
+   with :math:`\rho` the Gaspari-Cohn taper between the row (or observation :math:`j`) and
+   observation :math:`k` (1 without localization).
+
+``prepare`` runs the whole observation-space sequence and stores, for each :math:`k`, the
+prior :math:`y^k` at the time it is processed and :math:`\Delta y`; ``apply`` replays the
+regressions onto a block of rows, which makes each row independent of its block.
+:func:`regression_parallel` simulates the layout of Anderson & Collins (2007, their
+"parallel algorithm"): state rows and observation priors are dealt to processes; the owner
+of observation :math:`k` computes its increments and broadcasts :math:`(y^k, \Delta y)`;
+every process regresses them onto its own rows. Both paths call the same two functions,
+:func:`obs_increments` and :func:`regress`, so they agree bitwise.
+
+A full :math:`R = L L^T` is handled by whitening, :math:`y \leftarrow L^{-1} y`,
+:math:`Y \leftarrow L^{-1} Y`, :math:`R \leftarrow I`. The whitened observations are
+combinations of the original ones and have no location, so localization needs a diagonal
+:math:`R` (with diagonal :math:`R` the observations keep ``context.obs_coords``).
+
+The perturbations :math:`\varepsilon_{ki}` are entry :math:`k` of the standard normal vector
+of member :math:`i` from ``context.rng(i, stream=0)`` (:func:`~fdassim.analysis.lenkf.standard_draws`),
+the draws of the localized EnKF, so the two schemes see the same perturbations.
+
+References
+----------
+Anderson, J. L. (2001). An ensemble adjustment Kalman filter for data assimilation. Mon. Wea.
+Rev. 129, 2884-2903. https://doi.org/10.1175/1520-0493(2001)129<2884:AEAKFF>2.0.CO;2
+
+Anderson, J. L. (2003). A local least squares framework for ensemble filtering. Mon. Wea.
+Rev. 131, 634-642. https://doi.org/10.1175/1520-0493(2003)131<0634:ALLSFF>2.0.CO;2
+
+Anderson, J. L. and Collins, N. (2007). Scalable implementations of ensemble filter
+algorithms for data assimilation. J. Atmos. Oceanic Technol. 24, 1452-1463.
+https://doi.org/10.1175/JTECH2049.1
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+
+from ..errors import ConfigError, InputError, ObservationError
+from .base import (AnalysisContext, ObsError, Rows, Scheme, Update, check_ensemble,
+                   check_observations, combine)
+from .lenkf import (check_localization_option, localized_rows, resolve_localization,
+                    row_mean, standard_draws)
+from .localization import AdaptiveLocalization, Localization
+
+__all__ = ["Increments", "RegressionFilter", "RegressionUpdate", "obs_increments", "regress",
+           "regression_parallel"]
+
+
+class Increments(str, Enum):
+    """How the scalar observation increments are computed."""
+
+    EAKF = "eakf"  #: deterministic: shift the mean, scale the spread (Anderson 2001)
+    PERTURBED = "perturbed"  #: stochastic: perturbed observations
+
+
+def obs_increments(yk: np.ndarray, obs: float, r: float, kind: Increments, eps: np.ndarray | None,
+                   k: int = 0) -> np.ndarray:
+    """``(N,)`` increments of the prior ``yk`` of observation ``k`` (formulas in the module docstring).
+
+    Raises
+    ------
+    InputError
+        If the prior of the observation has no spread (the regression is undefined).
+    """
+    N = yk.size
+    ybar = yk.mean()
+    a = yk - ybar
+    var_p = float(a @ a) / (N - 1)
+    if not var_p > 0:
+        raise InputError(f"observation {k} has zero prior ensemble spread: its increments cannot be "
+                         "regressed; check H or the ensemble for collapse")
+    if kind is Increments.EAKF:
+        var_a = 1.0 / (1.0 / var_p + 1.0 / r)
+        mean_a = var_a * (ybar / var_p + obs / r)
+        return mean_a + math.sqrt(var_a / var_p) * a - yk
+    return var_p / (var_p + r) * (obs + math.sqrt(r) * eps - yk)
+
+
+def regress(Xb: np.ndarray, yk: np.ndarray, dy: np.ndarray, rho: np.ndarray | None) -> None:
+    r"""Add to the rows ``Xb`` (in place) their regression on the increments ``dy`` of ``yk``.
+
+    :math:`X_b \mathrel{+}= \rho\, b\, \Delta y^T` with
+    :math:`b = \sum_i A_i a_i / \sum_i a_i^2` (:math:`a` the anomalies of ``yk``, :math:`A`
+    those of the rows), i.e. :math:`\operatorname{cov}(x, y^k) / \sigma_p^2`. Sums over members
+    are in member order (:func:`~fdassim.analysis.base.combine`), so each row's result depends
+    on that row only.
+    """
+    if Xb.shape[0] == 0:
+        return
+    a = yk - yk.mean()
+    s = a / float(a @ a)
+    b = combine(Xb - row_mean(Xb)[:, None], s[:, None])[:, 0]
+    if rho is not None:
+        b = b * rho
+    Xb += b[:, None] * dy[None, :]
+
+
+@dataclass(frozen=True, eq=False)
+class _ObsSpace:
+    """Checked (and, for a full R, whitened) observation-space inputs shared by both paths."""
+
+    Y: np.ndarray
+    y: np.ndarray
+    r: np.ndarray
+    eps: np.ndarray | None
+    loc: Localization | None
+    obs_coords: np.ndarray | None
+
+    def rho_obs(self, idx: np.ndarray, k: int) -> np.ndarray | None:
+        """Taper between the observations ``idx`` and observation ``k`` (``None``: none)."""
+        if self.loc is None or not self.loc.obs_obs:
+            return None
+        return self.loc.taper(self.obs_coords[idx], self.obs_coords[k:k + 1])[:, 0]
+
+
+@dataclass(frozen=True, eq=False)
+class RegressionUpdate(Update):
+    """The row-wise half of :class:`RegressionFilter`: replays the regressions onto rows.
+
+    Parameters
+    ----------
+    Yp
+        ``(m, N)``: row ``k`` is the prior of observation ``k`` when it was processed.
+    dY
+        ``(m, N)``: row ``k`` is its increments.
+    localization
+        The resolved localization, or ``None``.
+    obs_coords
+        ``(m, d)`` observation coordinates, or ``None`` without localization.
+    """
+
+    Yp: np.ndarray
+    dY: np.ndarray
+    localization: Localization | None
+    obs_coords: np.ndarray | None
+
+    def apply(self, X: np.ndarray, rows: Rows) -> np.ndarray:
+        X = check_ensemble(X)
+        if X.shape[1] != self.Yp.shape[1]:
+            raise InputError(f"X has {X.shape[1]} members but the update was prepared for {self.Yp.shape[1]}")
+        rho = localized_rows(self.localization, rows, X.shape[0], self.obs_coords)
+        Xa = X.copy()
+        for k in range(self.Yp.shape[0]):
+            regress(Xa, self.Yp[k], self.dY[k], None if rho is None else rho[:, k])
+        return Xa
+
+
+@dataclass(frozen=True)
+class RegressionFilter(Scheme):
+    """Sequential regression filter: EAKF or perturbed-observation increments (Anderson 2003).
+
+    Parameters
+    ----------
+    increments
+        :class:`Increments` or its value, ``"eakf"`` (default) or ``"perturbed"``.
+    localization
+        ``None`` (default), a :class:`~fdassim.analysis.localization.Localization` or an
+        :class:`~fdassim.analysis.localization.AdaptiveLocalization`; needs a diagonal R.
+
+    Raises
+    ------
+    ConfigError
+        If an option has a value outside the allowed ones.
+    """
+
+    increments: Increments | str = Increments.EAKF
+    localization: Localization | AdaptiveLocalization | None = None
+
+    def __post_init__(self):
+        try:
+            object.__setattr__(self, "increments", Increments(self.increments))
+        except ValueError:
+            raise ConfigError(f"increments must be one of {[e.value for e in Increments]}, "
+                              f"got {self.increments!r}") from None
+        check_localization_option(self.localization)
+
+    def observation_space(self, Y, y, R: ObsError, context: AnalysisContext) -> _ObsSpace:
+        """Check the inputs, whiten a full R, resolve the localization and draw perturbations."""
+        Y, y, R = check_observations(Y, y, R)
+        m, N = Y.shape
+        loc = self.localization
+        if loc is not None and not (isinstance(loc, Localization) and loc.is_infinite) and not R.is_diagonal:
+            raise ObservationError("the regression filter cannot localize with a full R: whitening mixes "
+                                   "observations, which then have no location; use a diagonal R or "
+                                   "localization=None")
+        if not R.is_diagonal:
+            Y, y, r = R.whiten(Y), R.whiten(y), np.ones(m)
+        else:
+            r = R.variances()
+        loc = resolve_localization(loc, Y, context)
+        if loc is not None and loc.is_infinite:
+            loc = None
+        oc = None if loc is None else np.asarray(context.obs_coords, dtype=float).reshape(m, -1)
+        eps = standard_draws(m, N, context) if self.increments is Increments.PERTURBED else None
+        return _ObsSpace(Y, y, r, eps, loc, oc)
+
+    def prepare(self, Y, y, R: ObsError, context: AnalysisContext) -> RegressionUpdate:
+        obs = self.observation_space(Y, y, R, context)
+        m = obs.Y.shape[0]
+        Yc = obs.Y.copy()
+        Yp, dY = np.empty_like(Yc), np.empty_like(Yc)
+        for k in range(m):
+            Yp[k] = Yc[k]
+            dY[k] = obs_increments(Yp[k], obs.y[k], obs.r[k], self.increments,
+                                   None if obs.eps is None else obs.eps[k], k)
+            later = Yc[k + 1:]  # a view: updated in place
+            regress(later, Yp[k], dY[k], obs.rho_obs(np.arange(k + 1, m), k))
+        return RegressionUpdate(Yp, dY, obs.loc, obs.obs_coords)
+
+
+def _check_partition(blocks, size: int, name: str) -> list[np.ndarray]:
+    out = [np.asarray(b, dtype=int).reshape(-1) for b in blocks]
+    allidx = np.sort(np.concatenate(out)) if out else np.empty(0, int)
+    if allidx.shape != (size,) or not np.array_equal(allidx, np.arange(size)):
+        raise InputError(f"{name} must partition range({size}): every index exactly once")
+    return out
+
+
+def regression_parallel(X, Y, y, R: ObsError, state_blocks, obs_blocks, *,
+                        scheme: RegressionFilter | None = None, rows: Rows | None = None,
+                        context: AnalysisContext | None = None) -> np.ndarray:
+    """The regression filter in the layout of Anderson & Collins (2007), simulated with numpy.
+
+    Process ``p`` owns the state rows ``state_blocks[p]`` and the observation priors
+    ``obs_blocks[p]`` (each with all members). For ``k = 0, 1, ..., m-1`` the owner of
+    observation ``k`` computes its increments from its current prior and "broadcasts"
+    ``(prior, increments)``; every process then regresses them onto its state rows and onto
+    its priors of the observations ``j > k``. The result equals
+    ``scheme.analyse(X, Y, y, R, rows, context)`` for any split.
+
+    Parameters
+    ----------
+    X
+        ``(n, N)`` forecast ensemble.
+    Y, y, R
+        Predicted observations, observations and their error covariance.
+    state_blocks, obs_blocks
+        Sequences of ``P`` index arrays (one per process; may be empty) partitioning
+        ``range(n)`` and ``range(m)``.
+    scheme
+        The filter options (default ``RegressionFilter()``).
+    rows
+        Coordinates of the state rows (needed with localization).
+    context
+        Seed, cycle and observation coordinates.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, N)`` analysis ensemble.
+    """
+    scheme = scheme or RegressionFilter()
+    context = context or AnalysisContext()
+    X = check_ensemble(X)
+    n, N = X.shape
+    rows = rows or Rows.whole(n)
+    if len(state_blocks) != len(obs_blocks):
+        raise InputError(f"{len(state_blocks)} state blocks but {len(obs_blocks)} observation blocks: "
+                         "give one of each per process")
+    obs = scheme.observation_space(Y, y, R, context)
+    if obs.Y.shape[1] != N:
+        raise InputError(f"Y has {obs.Y.shape[1]} members but the ensemble has {N}")
+    m = obs.Y.shape[0]
+    sblocks = _check_partition(state_blocks, n, "state_blocks")
+    oblocks = _check_partition(obs_blocks, m, "obs_blocks")
+    owner, pos = np.empty(m, int), np.empty(m, int)
+    for p, idx in enumerate(oblocks):
+        owner[idx], pos[idx] = p, np.arange(idx.size)
+    # each process: its state rows, their taper to every observation, its observation priors
+    Xb = [X[idx].copy() for idx in sblocks]
+    rho = [localized_rows(obs.loc, Rows(coords=None if rows.coords is None else rows.coords[idx]),
+                          idx.size, obs.obs_coords) for idx in sblocks]
+    Yb = [obs.Y[idx].copy() for idx in oblocks]
+    for k in range(m):
+        yk = Yb[owner[k]][pos[k]].copy()  # on the owner of k
+        dy = obs_increments(yk, obs.y[k], obs.r[k], scheme.increments,
+                            None if obs.eps is None else obs.eps[k], k)
+        for p in range(len(sblocks)):  # every process, with the broadcast (yk, dy)
+            regress(Xb[p], yk, dy, None if rho[p] is None else rho[p][:, k])
+            later = oblocks[p] > k
+            if later.any():
+                sub = Yb[p][later]
+                regress(sub, yk, dy, obs.rho_obs(oblocks[p][later], k))
+                Yb[p][later] = sub
+    Xa = np.empty_like(X)
+    for idx, block in zip(sblocks, Xb):
+        Xa[idx] = block
+    return Xa

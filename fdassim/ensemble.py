@@ -1,0 +1,241 @@
+"""The distributed ensemble: members on ``firedrake.Ensemble`` groups, rows for the analysis.
+
+Layout
+------
+``firedrake.Ensemble(comm, M)`` splits the ``P`` ranks into ``G = P / M`` groups of ``M``
+ranks. Each group holds whole members, each member's mesh partitioned over the group's
+``M`` ranks (its spatial communicator). Members are dealt to groups in rounds: member ``i``
+lives on group ``i % G``. A twin experiment's truth is one more member, dealt the same way.
+
+For the analysis the ensemble is transposed (Anderson & Collins 2007) from member-complete
+storage (each rank holds whole members' local vectors) to ensemble-complete *rows* (each rank
+holds all members for a slice of its local degrees of freedom) with one all-to-all over the
+ensemble communicator; the row-wise update runs there and the result is transposed back.
+Every row's result is independent of the split, so the analysis is the same, bit for bit,
+whatever the number of groups; memory per rank stays at its share of ``n x N``. The full
+ensemble is never gathered on one rank.
+
+Predicted observations ``H(x_i)`` are computed where member ``i`` lives and allgathered, so
+every rank holds the small ``m x N`` matrix, in member order.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from . import faults
+from .analysis.base import Rows
+from .errors import ConfigError, MemberFailure
+from .layout import Layout, State
+from .models.base import check_model
+
+__all__ = ["Ensemble"]
+
+
+class Ensemble:
+    """An ensemble of model states distributed over MPI ranks.
+
+    Parameters
+    ----------
+    model
+        A :class:`~fdassim.models.base.Model`.
+    size
+        Number of members ``N`` (at least 2).
+    comm
+        The communicator of the whole run (default ``COMM_WORLD``).
+    ranks_per_member
+        ``M``: ranks over which each member's mesh is split; must divide the size of ``comm``.
+    truth
+        Carry one extra member, the truth of a twin experiment (index ``N``).
+
+    Raises
+    ------
+    ConfigError
+        If ``size < 2`` or ``ranks_per_member`` does not divide the number of ranks (checked
+        on every rank before any communication, so no rank hangs).
+    """
+
+    def __init__(self, model, size: int, comm=None, ranks_per_member: int = 1, truth: bool = False):
+        import firedrake
+        from mpi4py import MPI
+
+        check_model(model)
+        comm = comm or MPI.COMM_WORLD
+        if int(size) != size or size < 2:
+            raise ConfigError(f"ensemble size must be an integer >= 2, got {size!r}")
+        if ranks_per_member < 1 or comm.size % ranks_per_member:
+            raise ConfigError(f"ranks_per_member={ranks_per_member} must divide the number of ranks ({comm.size})")
+        self.model = model
+        self.size = int(size)
+        self.has_truth = bool(truth)
+        self.n_total = self.size + self.has_truth  # members, plus the truth
+        self.fd = firedrake.Ensemble(comm, ranks_per_member)
+        self.comm = self.fd.comm  # spatial: the ranks of one member
+        self.ens_comm = self.fd.ensemble_comm  # one rank per group, same spatial rank
+        self.world = comm
+        G, g = self.ens_comm.size, self.ens_comm.rank
+        self.groups = G
+        self.owner = np.arange(self.n_total) % G  # member -> group
+        self.local = [int(i) for i in np.flatnonzero(self.owner == g)]  # members held here
+        self.batched = bool(getattr(model, "batched", False))
+        self.states: list[State] = [model.new_state(self.comm) for _ in self.local]
+        self.layout = Layout(tuple(model.fields), self.states[0] if self.states else model.new_state(self.comm),
+                             self.comm, getattr(model, "coordinates", None))
+        # every group must split the mesh identically for the row transpose
+        sizes = self.ens_comm.allgather(self.layout.n_local)
+        if len(set(sizes)) != 1:
+            raise ConfigError(f"groups hold different local state sizes {sizes}: the mesh must be built the "
+                              "same way on every spatial communicator")
+        n = self.layout.n_local
+        self._bounds = [(g2 * n) // G for g2 in range(G + 1)]
+        lo, hi = self._bounds[g], self._bounds[g + 1]
+        self.row_slice = slice(lo, hi)
+        L = self.layout
+        self.rows = Rows(start=L.offset + lo, total=L.n_global,
+                         coords=None if L.coords is None else L.coords[lo:hi],
+                         is_param=L.is_param[lo:hi])
+
+    # -- members -----------------------------------------------------------------------------
+    def initialize(self, seed: int) -> None:
+        """Draw every local member's initial state from its own generator ``(seed, member)``."""
+        from .analysis.base import member_rng
+
+        for i, state in zip(self.local, self.states):
+            self.model.initial_state(state, member_rng(seed, 0, i, stream=_INIT))
+
+    def forecast(self, t0: float, t1: float, cycle: int) -> None:
+        """Advance every local member from ``t0`` to ``t1``; stop on all ranks if one fails.
+
+        Raises
+        ------
+        MemberFailure
+            On every rank, naming the lowest failing member and why (an exception from the
+            model, or NaN/Inf in its state).
+        """
+        failure: tuple[int, str] | None = None
+        if self.batched and self.states:
+            failure = self._forecast_batch(t0, t1)
+            faults.point("forecast", cycle)
+        else:
+            for i, state in zip(self.local, self.states):
+                try:
+                    self.model.forecast(state, t0, t1)
+                except Exception as exc:  # any model error becomes a MemberFailure on every rank
+                    failure = (i, f"{type(exc).__name__}: {exc}")
+                    break
+                if not np.all(np.isfinite(self.layout.flatten(state))):
+                    failure = (i, "the forecast returned NaN or Inf")
+                    break
+                faults.point("forecast", cycle)
+        self.raise_if_failed(failure, cycle)
+
+    def _forecast_batch(self, t0, t1):
+        names = [f.name for f in self.model.fields]
+        batch = {k: np.stack([np.asarray(s[k]) for s in self.states], axis=-1) for k in names}
+        try:
+            self.model.forecast(batch, t0, t1)
+        except Exception as exc:
+            return (self.local[0], f"{type(exc).__name__}: {exc} (batched forecast of members {self.local})")
+        for j, (i, s) in enumerate(zip(self.local, self.states)):
+            for k in names:
+                s[k][...] = batch[k][..., j]
+            if not np.all(np.isfinite(self.layout.flatten(s))):
+                return (i, "the forecast returned NaN or Inf")
+        return None
+
+    def raise_if_failed(self, failure: tuple[int, str] | None, cycle: int) -> None:
+        """Share every rank's verdict; raise the same :class:`MemberFailure` on all ranks."""
+        verdicts = [v for v in self.world.allgather(failure) if v is not None]
+        if verdicts:
+            member, reason = min(verdicts)
+            raise MemberFailure(member, cycle, reason)
+
+    # -- observation space -------------------------------------------------------------------
+    def observe(self, H: Callable[[State], np.ndarray], members: list[int] | None = None) -> np.ndarray:
+        """Predicted observations of every member, ``Y[:, i] = H(x_i)``, on every rank.
+
+        ``H`` is called where each member lives, on all ranks of its spatial communicator, and
+        must return the whole ``(m,)`` vector there. Returns ``(m, n_total)`` in member order.
+        """
+        mine = np.array([np.asarray(H(s), dtype=float).reshape(-1) for s in self.states])
+        m_here = mine.shape[1] if mine.size else -1
+        ms = {v for v in self.ens_comm.allgather(m_here) if v >= 0}
+        if len(ms) != 1:
+            raise ConfigError(f"the observation operator returned vectors of different lengths {sorted(ms)}")
+        m = ms.pop()
+        parts = self.ens_comm.allgather(mine.reshape(-1, m) if mine.size else np.empty((0, m)))
+        Y = np.empty((m, self.n_total))
+        for g, part in enumerate(parts):
+            Y[:, self.owner == g] = part.T
+        return Y
+
+    # -- the transpose -------------------------------------------------------------------------
+    def to_rows(self) -> np.ndarray:
+        """This rank's rows of every member (and the truth): ``(nb, n_total)``."""
+        from mpi4py import MPI
+
+        G, b = self.groups, self._bounds
+        X = np.array([self.layout.flatten(s) for s in self.states]).reshape(len(self.states), -1)
+        if G == 1:
+            return X.T.copy()
+        send = np.concatenate([X[:, b[g]:b[g + 1]].reshape(-1) for g in range(G)])
+        nb = b[self.ens_comm.rank + 1] - b[self.ens_comm.rank]
+        counts_in = [int(np.sum(self.owner == g)) * nb for g in range(G)]
+        counts_out = [len(self.local) * (b[g + 1] - b[g]) for g in range(G)]
+        recv = np.empty(sum(counts_in))
+        self.ens_comm.Alltoallv([send, (counts_out, _displs(counts_out)), MPI.DOUBLE],
+                                [recv, (counts_in, _displs(counts_in)), MPI.DOUBLE])
+        rows = np.empty((nb, self.n_total))
+        pos = 0
+        for g in range(G):
+            ids = np.flatnonzero(self.owner == g)
+            rows[:, ids] = recv[pos:pos + ids.size * nb].reshape(ids.size, nb).T
+            pos += ids.size * nb
+        return rows
+
+    def from_rows(self, rows: np.ndarray, all_members: bool = False) -> None:
+        """Write this rank's rows back into the members' states.
+
+        ``rows`` holds the ``N`` members (the truth is kept as it is), or with
+        ``all_members`` every member and the truth (``n_total`` columns, for a restart).
+        """
+        from mpi4py import MPI
+
+        G, b = self.groups, self._bounds
+        ncol = self.n_total if all_members else self.size
+        if rows.ndim != 2 or rows.shape[1] != ncol:
+            raise ValueError(f"expected rows of {ncol} members, got shape {rows.shape}")
+        keep = [j for j, i in enumerate(self.local) if i < ncol]
+        if G == 1:
+            X = rows.T
+        else:
+            owner = self.owner[:ncol]
+            send = np.concatenate([rows[:, owner == g].T.reshape(-1) for g in range(G)])
+            nb = rows.shape[0]
+            counts_out = [int(np.sum(owner == g)) * nb for g in range(G)]
+            counts_in = [len(keep) * (b[g + 1] - b[g]) for g in range(G)]
+            recv = np.empty(sum(counts_in))
+            self.ens_comm.Alltoallv([send, (counts_out, _displs(counts_out)), MPI.DOUBLE],
+                                    [recv, (counts_in, _displs(counts_in)), MPI.DOUBLE])
+            X = np.empty((len(keep), self.layout.n_local))
+            pos = 0
+            for g in range(G):
+                w = b[g + 1] - b[g]
+                X[:, b[g]:b[g + 1]] = recv[pos:pos + len(keep) * w].reshape(len(keep), w)
+                pos += len(keep) * w
+        for j, x in zip(keep, X):
+            self.layout.unflatten(x, self.states[j])
+
+    # -- reductions over rows ------------------------------------------------------------------
+    def sum_rows(self, values: np.ndarray) -> np.ndarray:
+        """Sum a per-row quantity over all rows of all ranks (for diagnostics, not for updates)."""
+        return self.world.allreduce(np.asarray(values, dtype=float))
+
+
+_INIT = 1  # random stream of the initial draw
+
+
+def _displs(counts):
+    return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int).tolist()

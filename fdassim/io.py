@@ -1,0 +1,243 @@
+"""The run store: one HDF5 file per run, written in parallel, safe to kill at any point.
+
+Layout of the file (``K`` cycles, ``N`` members, field ``f`` with ``n_f`` values)::
+
+    /                          attrs: format_version, config (YAML text), versions (JSON),
+                               n_members, n_cycles, fields, parameters, created
+    /times                     (K + 1,)  t_0 and the analysis times
+    /completed                 ()        number of completed cycles (the commit point)
+    /ensemble/forecast/<f>     (K, n_f, N)  forecast members at each analysis time
+    /ensemble/analysis/<f>     (K, n_f, N)  analysis members
+    /mean/forecast/<f>         (K, n_f)
+    /mean/analysis/<f>         (K, n_f)
+    /truth/<f>                 (K, n_f)     twin experiments only
+    /observations/y            (K, m)
+    /diagnostics/<name>        (K,)          rmse_forecast, rmse_analysis, spread_forecast, ...
+    /timing/cycle              (K, 3)        seconds in forecast, analysis, io
+    /timing/init               ()            seconds in initialization
+    /restart/slot0, slot1      (n, N + truth)  the state after the last completed cycles
+
+Ensembles are stored cycle by cycle, ``(K, n_f, N)``: each cycle's block is contiguous.
+
+Every dataset is created, and its space allocated, when the file is made (under a temporary
+name, then renamed), so a cycle only writes raw data into existing space and never changes
+the file's structure. The cycle's commit point is the scalar ``/completed``, written last;
+the restart state alternates between two slots, so the one ``/completed`` points to is never
+the one being written. A run killed at any point, even in the middle of a write, restarts
+from its last completed cycle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import faults
+from .errors import ConfigError
+
+__all__ = ["Store", "FORMAT_VERSION", "versions"]
+
+FORMAT_VERSION = 1
+DIAGNOSTICS = ("rmse_forecast", "rmse_analysis", "spread_forecast", "spread_analysis")
+TIMING = ("forecast", "analysis", "io")
+
+
+def versions() -> dict[str, str]:
+    """Versions of the pieces a run depends on (for the store's provenance)."""
+    import importlib.metadata as md
+
+    out = {}
+    for dist in ("fdassim", "firedrake", "petsc4py", "mpi4py", "numpy", "scipy", "h5py", "icepack"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def _open(path: str, mode: str, comm):
+    import h5py
+
+    if comm is not None and comm.size > 1:
+        return h5py.File(path, mode, driver="mpio", comm=comm)
+    return h5py.File(path, mode)
+
+
+@dataclass(frozen=True)
+class _FieldRows:
+    """Where a rank's row block meets one field: local rows ``lo:hi`` of the block go to
+    global indices ``g0:g0 + (hi - lo)`` of the field."""
+
+    name: str
+    lo: int
+    hi: int
+    g0: int
+
+
+class Store:
+    """The HDF5 store of one run (see the module docstring for its layout).
+
+    Use :meth:`create` for a new run and :meth:`open` to restart or read one. Every method
+    is collective over ``comm`` (all ranks call it).
+    """
+
+    def __init__(self, path: str, comm, ensemble, n_cycles: int):
+        self.path = path
+        self.comm = comm
+        self.ens = ensemble
+        self.n_cycles = n_cycles
+        L = ensemble.layout
+        rs = ensemble.row_slice
+        self._fields = []
+        for f in L.fields:
+            s = L.slice(f.name)
+            lo, hi = max(rs.start, s.start), min(rs.stop, s.stop)
+            if hi > lo:
+                g0 = L.global_offset(f.name) + (lo - s.start)
+                self._fields.append(_FieldRows(f.name, lo - rs.start, hi - rs.start, g0))
+            else:
+                self._fields.append(_FieldRows(f.name, 0, 0, 0))
+        self._row0 = L.offset + rs.start  # global row of this block in the restart slots
+
+    # -- creating and opening --------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str, ensemble, times: np.ndarray, m: int, config_text: str = "",
+               store_ensembles: bool = True) -> "Store":
+        """Make a new store for a run of ``len(times) - 1`` cycles with ``m`` observations.
+
+        The file is written under a temporary name and renamed when complete, so a run
+        killed here leaves no half-made store.
+        """
+        comm = ensemble.world
+        K = len(times) - 1
+        N, L = ensemble.size, ensemble.layout
+        tmp = comm.bcast(f"{path}.tmp-{os.getpid()}" if comm.rank == 0 else None)
+        with _open(tmp, "w", comm) as h5:
+            h5.attrs.update(format_version=FORMAT_VERSION, config=config_text, versions=json.dumps(versions()),
+                            n_members=N, n_cycles=K, has_truth=ensemble.has_truth,
+                            fields=json.dumps([f.name for f in L.fields]),
+                            parameters=json.dumps([f.name for f in L.fields if f.parameter]),
+                            created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                            store_ensembles=store_ensembles)
+            kw = dict(dtype="f8", fillvalue=np.nan, track_times=False)
+            h5.create_dataset("times", data=np.asarray(times, dtype=float), track_times=False)
+            h5.create_dataset("completed", data=0, dtype="i8", track_times=False)
+            for f in L.fields:
+                nf = L.global_size(f.name)
+                for kind in ("forecast", "analysis"):
+                    if store_ensembles:
+                        h5.create_dataset(f"ensemble/{kind}/{f.name}", (K, nf, N), **kw)
+                    h5.create_dataset(f"mean/{kind}/{f.name}", (K, nf), **kw)
+                if ensemble.has_truth:
+                    h5.create_dataset(f"truth/{f.name}", (K, nf), **kw)
+            h5.create_dataset("observations/y", (K, m), **kw)
+            for name in DIAGNOSTICS:
+                h5.create_dataset(f"diagnostics/{name}", (K,), **kw)
+            h5.create_dataset("timing/cycle", (K, len(TIMING)), **kw)
+            h5["timing/cycle"].attrs["columns"] = json.dumps(list(TIMING))
+            h5.create_dataset("timing/init", data=np.nan, track_times=False)
+            for slot in (0, 1):
+                h5.create_dataset(f"restart/slot{slot}", (L.n_global, ensemble.n_total), **kw)
+        comm.Barrier()
+        if comm.rank == 0:
+            os.replace(tmp, path)
+        comm.Barrier()
+        return cls(path, comm, ensemble, K)
+
+    @classmethod
+    def open(cls, path: str, ensemble) -> "Store":
+        """Open an existing store to restart a run; check it matches ``ensemble``.
+
+        Raises
+        ------
+        ConfigError
+            If the file is missing, of another format version, or made for another ensemble
+            size, truth setting, fields or state size (naming both values).
+        """
+        comm = ensemble.world
+        if not os.path.exists(path):
+            raise ConfigError(f"cannot restart: no store at {path!r} (run without --restart first)")
+        with _open(path, "r", comm) as h5:
+            a = dict(h5.attrs)
+            K = int(a["n_cycles"])
+            n_slot = h5["restart/slot0"].shape
+        L = ensemble.layout
+        expect = {"format_version": FORMAT_VERSION, "n_members": ensemble.size, "has_truth": ensemble.has_truth,
+                  "fields": json.dumps([f.name for f in L.fields])}
+        for key, want in expect.items():
+            if a.get(key) != want and not (isinstance(want, bool) and bool(a.get(key)) == want):
+                raise ConfigError(f"cannot restart from {path!r}: its {key} is {a.get(key)!r}, this run has {want!r}")
+        if n_slot != (L.n_global, ensemble.n_total):
+            raise ConfigError(f"cannot restart from {path!r}: it holds states of shape {n_slot}, this run "
+                              f"has {(L.n_global, ensemble.n_total)} (same mesh and ranks per member needed)")
+        return cls(path, comm, ensemble, K)
+
+    # -- the cycle's writes --------------------------------------------------------------------
+    def completed(self) -> int:
+        """Number of completed cycles."""
+        with _open(self.path, "r", self.comm) as h5:
+            return int(h5["completed"][()])
+
+    def write_init_time(self, seconds: float) -> None:
+        with _open(self.path, "r+", self.comm) as h5:
+            if self.comm.rank == 0:
+                h5["timing/init"][()] = seconds
+
+    def write_cycle(self, k: int, forecast: np.ndarray, analysis: np.ndarray, state: np.ndarray,
+                    y: np.ndarray, diagnostics: dict[str, float], timing: list[float],
+                    io_start: float | None = None) -> None:
+        """Write cycle ``k`` and commit it.
+
+        Parameters
+        ----------
+        forecast, analysis
+            ``(nb, N)`` this rank's rows of the forecast and analysis members.
+        state
+            ``(nb, n_total)`` this rank's rows of the state after the cycle (members and truth),
+            for a restart.
+        y
+            ``(m,)`` the observations (same on every rank).
+        diagnostics, timing
+            Scalars of this cycle (same on every rank): timing holds the seconds spent in
+            forecast and analysis; the I/O time is measured here from ``io_start``
+            (a ``time.perf_counter()`` value) to just before the commit.
+        """
+        N = self.ens.size
+        with _open(self.path, "r+", self.comm) as h5:
+            store_ens = bool(h5.attrs["store_ensembles"])
+            for fr in self._fields:
+                if fr.hi == fr.lo:
+                    continue
+                g = slice(fr.g0, fr.g0 + fr.hi - fr.lo)
+                for kind, X in (("forecast", forecast), ("analysis", analysis)):
+                    part = X[fr.lo:fr.hi, :N]
+                    if store_ens:
+                        h5[f"ensemble/{kind}/{fr.name}"][k, g, :] = part
+                    h5[f"mean/{kind}/{fr.name}"][k, g] = part.mean(axis=1)
+                if self.ens.has_truth:
+                    h5[f"truth/{fr.name}"][k, g] = state[fr.lo:fr.hi, N]
+            faults.point("write", k)
+            nb = state.shape[0]
+            if nb:
+                h5[f"restart/slot{k % 2}"][self._row0:self._row0 + nb, :] = state
+            if self.comm.rank == 0:
+                h5["observations/y"][k, :] = y
+                for name in DIAGNOSTICS:
+                    h5[f"diagnostics/{name}"][k] = diagnostics.get(name, np.nan)
+                io = time.perf_counter() - io_start if io_start is not None else np.nan
+                h5["timing/cycle"][k, :] = list(timing)[:2] + [io]
+        # the commit point: only once every rank's data is in the file
+        self.comm.Barrier()
+        with _open(self.path, "r+", self.comm) as h5:
+            if self.comm.rank == 0:
+                h5["completed"][()] = k + 1
+
+    def read_state(self, k: int) -> np.ndarray:
+        """This rank's rows of the state after cycle ``k`` (``(nb, n_total)``)."""
+        nb = self.ens.row_slice.stop - self.ens.row_slice.start
+        with _open(self.path, "r", self.comm) as h5:
+            return h5[f"restart/slot{k % 2}"][self._row0:self._row0 + nb, :]

@@ -1,0 +1,82 @@
+"""``fdassim report run.h5``: the RMSE/spread table and figures of a stored run."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from .errors import ConfigError
+from .io import DIAGNOSTICS, FORMAT_VERSION
+
+__all__ = ["report"]
+
+
+def _read(path: str) -> dict:
+    import h5py
+
+    if not os.path.isfile(path):
+        raise ConfigError(f"no run store {path!r}")
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as exc:
+        raise ConfigError(f"{path!r} is not an HDF5 run store: {exc}") from None
+    with h5:
+        if h5.attrs.get("format_version") != FORMAT_VERSION:
+            raise ConfigError(f"{path!r} has store format {h5.attrs.get('format_version')!r}, "
+                              f"this fdassim reads {FORMAT_VERSION}")
+        k = int(h5["completed"][()])
+        out = {name: h5[f"diagnostics/{name}"][:k] for name in DIAGNOSTICS}
+        out["times"] = h5["times"][1:k + 1]
+        out["timing"] = h5["timing/cycle"][:k]
+        out["timing_columns"] = json.loads(h5["timing/cycle"].attrs["columns"])
+        out["init"] = float(h5["timing/init"][()])
+        out["completed"], out["cycles"] = k, int(h5.attrs["n_cycles"])
+        out["members"] = int(h5.attrs["n_members"])
+    return out
+
+
+def report(path: str, burn_in: int | None = None, figures: bool = True) -> str:
+    """Summarise the run stored at ``path``; write figures beside it; return the text.
+
+    Parameters
+    ----------
+    burn_in
+        Cycles left out of the time averages (default: a tenth of the completed cycles, at
+        most 100).
+    figures
+        Write ``<run>-rmse.png`` (RMSE and spread against time).
+    """
+    d = _read(path)
+    k = d["completed"]
+    if k == 0:
+        return f"{path}: no completed cycle yet (0 of {d['cycles']})"
+    b = min(k // 10, 100) if burn_in is None else burn_in
+    lines = [f"{path}: {k} of {d['cycles']} cycles, N = {d['members']}, averages after {b} cycles",
+             f"{'':10s} {'RMSE':>10s} {'spread':>10s}"]
+    for kind in ("forecast", "analysis"):
+        lines.append(f"{kind:10s} {np.nanmean(d['rmse_' + kind][b:]):10.4f} {np.nanmean(d['spread_' + kind][b:]):10.4f}")
+    t = d["timing"]
+    lines.append("time: init {:.2f} s, ".format(d["init"]) +
+                 ", ".join(f"{c} {s:.2f} s" for c, s in zip(d["timing_columns"], np.nansum(t, axis=0))))
+    if figures:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(8, 3.5))
+        for kind, style in (("forecast", "--"), ("analysis", "-")):
+            ax.plot(d["times"], d["rmse_" + kind], style, label=f"RMSE {kind}")
+            ax.plot(d["times"], d["spread_" + kind], style, alpha=0.6, label=f"spread {kind}")
+        ax.set_xlabel("time")
+        ax.set_yscale("log")
+        ax.legend(ncol=2, fontsize=8)
+        ax.set_title(os.path.basename(path))
+        fig.tight_layout()
+        png = os.path.splitext(path)[0] + "-rmse.png"
+        fig.savefig(png, dpi=120)
+        plt.close(fig)
+        lines.append(f"figure: {png}")
+    return "\n".join(lines)

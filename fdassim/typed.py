@@ -1,0 +1,134 @@
+"""Build frozen dataclasses from YAML mappings, strictly typed.
+
+:func:`build` turns a mapping into an instance of a dataclass, checking every key against
+the class's fields and every value against the field's type annotation. Nothing is coerced
+by guessing: ``"False"`` is not a bool, ``1.5`` is not an int, an unknown key is an error.
+Every error names the full key path (``filter.options.infl``), the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+__all__ = ["build", "allowed"]
+
+_NONE = type(None)
+
+
+def allowed(cls) -> str:
+    """The keys a dataclass accepts, for error messages."""
+    return ", ".join(f.name for f in dataclasses.fields(cls) if f.init and not f.name.startswith("_"))
+
+
+def build(cls, data: Any, path: str):
+    """An instance of dataclass ``cls`` from the mapping ``data`` found at key ``path``.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key path for an unknown key, a missing required key, a value of the wrong
+        type, or an invalid value rejected by the class itself.
+    """
+    if isinstance(data, cls):
+        return data
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: expected a mapping with keys ({allowed(cls)}), got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init and not f.name.startswith("_")}
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        raise ConfigError(f"{path}: unknown key {unknown[0]!r}; allowed keys are: {allowed(cls)}")
+    kwargs = {}
+    for name, f in fields.items():
+        key = f"{path}.{name}" if path else name
+        if name in data:
+            kwargs[name] = convert(hints[name], data[name], key)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{key}: required key is missing")
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        msg = str(exc)
+        raise ConfigError(msg if msg.startswith(path) else f"{path}: {msg}") from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def convert(tp, value: Any, key: str):
+    """Check ``value`` against type ``tp`` (converting only lists to tuples and ints to floats)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and _NONE in args:
+            return None
+        errors = []
+        for a in args:
+            if a is _NONE:
+                continue
+            try:
+                return convert(a, value, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if len(errors) == 1 else
+                          f"{key}: {value!r} is none of {' | '.join(_name(a) for a in args)}")
+    if origin is typing.Literal:
+        if value in args and type(value) is type(args[args.index(value)]):
+            return value
+        raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {', '.join(map(repr, args))}")
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ConfigError(f"{key}: expected {len(args)} values, got {len(value)}")
+            return tuple(convert(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+        item = args[0] if args else Any
+        seq = [convert(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(seq) if origin is tuple else seq
+    if origin in (dict, Mapping) or tp in (dict, Mapping):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return build(tp, value, key)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        for member in tp:
+            if value == member.value or value == member.name:
+                return member
+        raise ConfigError(f"{key}: {value!r} is not allowed; choose one of "
+                          f"{', '.join(repr(m.value) for m in tp)}")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false (unquoted), got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    if isinstance(tp, type):
+        if isinstance(value, tp):
+            return value
+        raise ConfigError(f"{key}: expected {_name(tp)}, got {value!r}")
+    return value
+
+
+def _name(tp) -> str:
+    return "null" if tp is _NONE else getattr(tp, "__name__", str(tp))

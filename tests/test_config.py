@@ -1,0 +1,92 @@
+"""params.yaml: typed settings; a bad file fails fast naming the key."""
+
+import copy
+
+import numpy as np
+import pytest
+import yaml
+
+from fdassim.config import load, parse
+from fdassim.errors import ConfigError
+
+GOOD = {
+    "model": {"name": "lorenz96", "options": {"n": 40, "F": 8.0, "dt": 0.05}},
+    "ensemble": {"size": 20},
+    "observations": {"field": "x", "every": 2, "std": 1.0},
+    "filter": {"scheme": "etkf"},
+    "inflation": [{"multiplicative": {"lam": 1.02}}],
+    "run": {"cycles": 10, "interval": 0.05, "seed": 3},
+    "output": {"path": "run.h5"},
+}
+
+
+def changed(path, value):
+    d = copy.deepcopy(GOOD)
+    *keys, last = path.split(".")
+    node = d
+    for k in keys:
+        node = node[k]
+    if value is KeyError:
+        del node[last]
+    else:
+        node[last] = value
+    return d
+
+
+def test_config_good_settings_build_every_object():
+    s = parse(GOOD)
+    assert s.ensemble.size == 20 and s.run.seed == 3
+    assert type(s.make_scheme()).__name__ == "ETKF"
+    assert type(s.make_model()).__name__ == "Lorenz96"
+    assert s.make_inflation().lam == 1.02
+
+
+@pytest.mark.parametrize("path, value, match", [
+    pytest.param("ensemble.sise", 20, r"ensemble: unknown key 'sise'; allowed keys are: size, ranks_per_member",
+                 id="unknown-key"),
+    pytest.param("ensemble.size", -5, r"ensemble.size: must be at least 2, got -5", id="negative-size"),
+    pytest.param("ensemble.size", "20", r"ensemble.size: expected an integer, got '20'", id="size-string"),
+    pytest.param("ensemble.size", 20.5, r"ensemble.size: expected an integer", id="size-float"),
+    pytest.param("run.twin", "False", r"run.twin: expected true or false \(unquoted\), got 'False'",
+                 id="quoted-bool"),
+    pytest.param("run.cycles", KeyError, r"run.cycles: required key is missing", id="missing-key"),
+    pytest.param("observations.file", "no/such/obs.npz", r"observations.file: no such file 'no/such/obs.npz'",
+                 id="missing-obs-file"),
+    pytest.param("observations.std", 0.0, r"observations.std: must be positive", id="zero-std"),
+    pytest.param("filter.scheme", "etfk", r"filter.scheme: 'etfk' is not known; choose one of enkf, etkf",
+                 id="unknown-scheme"),
+    pytest.param("filter.options", {"infl": 1.0}, r"filter.options: unknown key 'infl'", id="bad-scheme-option"),
+    pytest.param("model.options", {"F": "eight"}, r"model.options.F: expected a number, got 'eight'",
+                 id="bad-model-option"),
+    pytest.param("inflation", [{"multiplicative": {"lam": 0.5}}], r"inflation\[0\].multiplicative.*lam",
+                 id="bad-inflation-value"),
+    pytest.param("inflation", [{"multiplikative": {"lam": 1.1}}], r"inflation\[0\]: 'multiplikative' is not known",
+                 id="unknown-inflation"),
+])
+def test_config_bad_settings_name_the_key(path, value, match):
+    with pytest.raises(ConfigError, match=match):
+        parse(changed(path, value))
+
+
+def test_config_enum_option_lists_allowed_values():
+    with pytest.raises(ConfigError, match=r"filter.options.innovations: 'randm' is not allowed; choose one of"):
+        parse(changed("filter", {"scheme": "enkf", "options": {"innovations": "randm"}}))
+
+
+def test_config_load_reads_yaml_and_reports_bad_yaml(tmp_path):
+    good = tmp_path / "params.yaml"
+    good.write_text(yaml.safe_dump(GOOD))
+    assert load(str(good)).filter.scheme == "etkf"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load(str(bad))
+    with pytest.raises(ConfigError, match="no settings file"):
+        load(str(tmp_path / "absent.yaml"))
+
+
+def test_config_observation_file_is_accepted_when_present(tmp_path):
+    f = tmp_path / "obs.npz"
+    np.savez(f, y=np.zeros((10, 20)))
+    s = parse(changed("observations.file", str(f)))
+    assert s.observations.file == str(f)
