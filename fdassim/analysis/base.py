@@ -101,7 +101,7 @@ class ObsError:
                 i = int(np.flatnonzero(bad)[0])
                 raise ObservationError(
                     f"observation-error variance must be positive and finite: "
-                    f"entry {i} is {var[i]!r} ({int(bad.sum())} bad of {var.size})"
+                    f"entry {i} is {float(var[i])!r} ({int(bad.sum())} bad of {var.size})"
                 )
             object.__setattr__(self, "var", var)
         else:

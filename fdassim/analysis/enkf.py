@@ -1,0 +1,342 @@
+r"""The stochastic EnKF in the matrix-free ensemble form of Evensen (2003).
+
+Every member is updated with perturbed observations :math:`D = y 1^T + E` and the analysis is
+one ``N x N`` transform :math:`X5` with :math:`X^a = X^f X5` (Evensen 2003):
+
+.. math::
+    S = Y - \bar{Y} 1^T, \quad C = S + E, \quad
+    X5 = I_N + S^T (C C^T)^{+} (D - Y),
+
+where :math:`(C C^T)^{+}` is the pseudo-inverse obtained from a truncated SVD of the
+``m x N`` matrix :math:`C` (Evensen 2004). Writing :math:`C C^T = S S^T + E E^T`
+neglects the cross terms :math:`S E^T + E S^T`, which vanish in expectation; the
+implementation uses the product :math:`C C^T` itself, cross terms included.
+
+Notation as in :mod:`fdassim.analysis.base`. The observation perturbations ``E`` are drawn by
+one of two strategies (:class:`Innovations`, after Kyanjo, Mayo & Robel, the ICESEE paper,
+Sect. 2.3): independent draws from :math:`N(0, R)`, optionally projected onto the ensemble
+subspace (Evensen 2004), or spatially correlated pseudo-random fields at the observation
+locations. Column ``i`` of ``E`` is drawn from ``context.rng(i, PERTURBATION_STREAM)`` only,
+so it does not depend on how the members are dealt over processes.
+
+References
+----------
+Evensen, G. (2003). The Ensemble Kalman Filter: theoretical formulation and practical
+implementation. Ocean Dynamics 53, 343-367. https://doi.org/10.1007/s10236-003-0036-9
+
+Evensen, G. (2004). Sampling strategies and square root analysis schemes for the EnKF.
+Ocean Dynamics 54, 539-560. https://doi.org/10.1007/s10236-004-0099-2
+
+Kyanjo, B., Mayo, T. L. and Robel, A. A. (2026). The Ice Sheet State and Parameter Estimator
+(ICESEE) Library (v1.0.0): Ensemble Kalman Filtering for Ice Sheet Models.
+https://doi.org/10.48550/arXiv.2603.26947
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from scipy.linalg import cholesky, svd
+
+from ..errors import ConfigError, ObservationError
+from .base import AnalysisContext, ObsError, Scheme, TransformUpdate, check_observations
+
+__all__ = [
+    "Innovations",
+    "EnKF",
+    "PERTURBATION_STREAM",
+    "draw_standard_normal",
+    "random_perturbations",
+    "gaussian_correlation",
+    "correlated_perturbations",
+    "project_onto_ensemble",
+    "truncated_svd",
+    "enkf_transform",
+]
+
+#: Stream of :meth:`AnalysisContext.rng` reserved for the EnKF observation perturbations.
+PERTURBATION_STREAM = 1
+
+#: Nuggets tried, in turn, to make a Gaussian correlation matrix numerically positive definite.
+_NUGGETS = (0.0, 1e-12, 1e-10, 1e-8, 1e-6)
+
+
+class Innovations(enum.Enum):
+    r"""How the observation perturbations ``E`` of the stochastic EnKF are drawn.
+
+    RANDOM
+        Column ``i`` is :math:`R^{1/2} z_i`, :math:`z_i \sim N(0, I_m)`: uncorrelated in
+        whitened space, exactly the prescribed :math:`R` in expectation (full :math:`R`
+        included). With ``EnKF(project=True)`` the draws are projected onto the subspace
+        spanned by the observation anomalies ``S`` (Evensen 2004).
+    CORRELATED
+        Column ``i`` is a pseudo-random field at the observation locations
+        (``context.obs_coords``) with the Gaussian correlation
+        :math:`\rho(d) = \exp(-d^2 / L^2)` of length ``L = EnKF.correlation_length``,
+        scaled by the observation-error standard deviations :math:`\sigma = \sqrt{\mathrm{diag} R}`.
+        The analysis then uses the *effective* error covariance
+        :math:`R_c = \mathrm{diag}(\sigma)\, \rho\, \mathrm{diag}(\sigma)`: the matrix-free
+        form sees :math:`R` only through ``E``, so the off-diagonal entries of a full ``R``
+        are replaced by the correlation model.
+    """
+
+    RANDOM = "random"
+    CORRELATED = "correlated"
+
+
+def draw_standard_normal(m: int, members: Sequence[int], context: AnalysisContext,
+                         stream: int = PERTURBATION_STREAM) -> np.ndarray:
+    """Standard normal ``(m, len(members))`` draws, column ``j`` from ``context.rng(members[j], stream)``.
+
+    The column of a member is the same whichever other members are drawn with it.
+    """
+    Z = np.empty((m, len(members)))
+    for j, i in enumerate(members):
+        Z[:, j] = context.rng(int(i), stream).standard_normal(m)
+    return Z
+
+
+def _centre(E: np.ndarray) -> np.ndarray:
+    """Subtract the member mean, so the perturbations do not shift the analysis mean.
+
+    For i.i.d. columns of covariance :math:`R`, :math:`\mathrm{E}[E E^T] / (N - 1) = R` still.
+    """
+    return E - E.mean(axis=1, keepdims=True)
+
+
+def project_onto_ensemble(E: np.ndarray, S: np.ndarray, R: ObsError) -> np.ndarray:
+    r"""Project perturbations onto the subspace spanned by the observation anomalies.
+
+    .. math::
+        E \leftarrow R^{1/2}\, U_S U_S^T\, R^{-1/2} E, \qquad R^{-1/2} S = U_S \Sigma_S V_S^T,
+
+    with :math:`U_S` the left singular vectors of non-negligible singular value (Evensen
+    2004). The projection is orthogonal in the :math:`R^{-1}` metric (whitened
+    space); for :math:`R \propto I` it is Evensen's. It changes nothing when ``S`` has rank
+    ``m`` (``m <= N - 1``).
+    """
+    U, s, _ = svd(R.whiten(S), full_matrices=False)
+    keep = s > s[0] * max(S.shape) * np.finfo(float).eps if s.size and s[0] > 0 else np.zeros(s.size, bool)
+    U = U[:, keep]
+    Ew = R.whiten(E)
+    return R.color(U @ (U.T @ Ew))
+
+
+def random_perturbations(R: ObsError, N: int, context: AnalysisContext) -> np.ndarray:
+    r"""Centred perturbations :math:`E`, column ``i`` :math:`R^{1/2} z_i` with :math:`z_i` from member ``i``'s generator.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(m, N)`` perturbations with zero mean over members.
+    """
+    return _centre(R.color(draw_standard_normal(R.m, range(N), context)))
+
+
+def gaussian_correlation(coords: np.ndarray, length: float) -> np.ndarray:
+    r"""The ``(m, m)`` Gaussian correlation :math:`\rho_{jk} = \exp(-|c_j - c_k|^2 / L^2)` of points ``coords`` (``(m, d)``)."""
+    c = np.asarray(coords, dtype=float).reshape(len(coords), -1)
+    d2 = np.sum((c[:, None, :] - c[None, :, :]) ** 2, axis=-1)
+    return np.exp(-d2 / length**2)
+
+
+def _correlation_factor(rho: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor of ``rho``, with the smallest nugget that makes it succeed.
+
+    A Gaussian correlation matrix of close points is numerically singular; the nugget
+    (at most 1e-6 of the variance) keeps the factor unique, hence identical on every rank.
+    """
+    for nugget in _NUGGETS:
+        try:
+            return cholesky(rho + nugget * np.eye(rho.shape[0]), lower=True)
+        except np.linalg.LinAlgError:
+            continue
+    raise ObservationError(
+        f"the Gaussian correlation of the observation locations is not positive definite even "
+        f"with a nugget of {_NUGGETS[-1]}: check obs_coords for NaN or reduce correlation_length"
+    )
+
+
+def correlated_perturbations(coords: np.ndarray, std: np.ndarray, length: float, N: int,
+                             context: AnalysisContext) -> np.ndarray:
+    r"""Centred, spatially correlated perturbations at the observation locations.
+
+    .. math::
+        E_{:, i} = \mathrm{diag}(\sigma)\, L_\rho\, z_i, \qquad L_\rho L_\rho^T = \rho,
+
+    with :math:`\rho` from :func:`gaussian_correlation` and :math:`z_i` drawn from member
+    ``i``'s generator, so that :math:`\mathrm{E}[E E^T]/(N-1) = \mathrm{diag}(\sigma)\,\rho\,
+    \mathrm{diag}(\sigma)`.
+
+    Parameters
+    ----------
+    coords
+        ``(m, d)`` observation coordinates.
+    std
+        ``(m,)`` observation-error standard deviations.
+    length
+        Correlation length ``L``, in the units of ``coords``.
+    N
+        Ensemble size.
+    context
+        Supplies the member generators.
+    """
+    Lrho = _correlation_factor(gaussian_correlation(coords, length))
+    return _centre(std[:, None] * (Lrho @ draw_standard_normal(std.size, range(N), context)))
+
+
+def truncated_svd(C: np.ndarray, truncation: float) -> tuple[np.ndarray, np.ndarray]:
+    r"""Leading left singular vectors and values of ``C`` holding a fraction ``truncation`` of its variance.
+
+    Keeps the fewest ``r`` singular values with :math:`\sum_{j<r} \sigma_j^2 \ge
+    \mathrm{truncation} \sum_j \sigma_j^2` (Evensen 2004), and never a value below
+    the numerical rank threshold :math:`\sigma_0 \max(m, N)\, \epsilon`.
+
+    Returns
+    -------
+    U, s
+        ``(m, r)`` and ``(r,)``, so that :math:`(C C^T)^+ \approx U\, \mathrm{diag}(s^{-2})\, U^T`.
+    """
+    U, s, _ = svd(C, full_matrices=False)
+    if s.size == 0 or s[0] == 0.0:
+        return U[:, :0], s[:0]
+    rank = int(np.count_nonzero(s > s[0] * max(C.shape) * np.finfo(float).eps))
+    frac = np.cumsum(s**2) / np.sum(s**2)
+    r = min(int(np.count_nonzero(frac < truncation)) + 1, rank)
+    return U[:, :r], s[:r]
+
+
+def enkf_transform(Y: np.ndarray, y: np.ndarray, E: np.ndarray, R: ObsError | None = None,
+                   truncation: float = 0.999) -> np.ndarray:
+    r"""The stochastic EnKF transform :math:`X5` for given perturbations ``E`` (Evensen 2003).
+
+    .. math::
+        S = Y - \bar{Y} 1^T, \quad D' = y 1^T + E - Y, \quad C = S + E, \quad
+        X5 = I_N + S^T (C C^T)^{+} D'.
+
+    In state space, :math:`x^a_i = x_i + K_e (y + e_i - H(x_i))` with the ensemble gain
+    :math:`K_e = A S^T (C C^T)^{+}`. ``E`` is used as given (it is not centred here).
+
+    Parameters
+    ----------
+    Y
+        ``(m, N)`` predicted observations.
+    y
+        ``(m,)`` observations.
+    E
+        ``(m, N)`` observation perturbations.
+    R
+        When given, ``S``, ``E`` and ``D'`` are whitened by :math:`R^{-1/2}` before the SVD so
+        that the truncation compares dimensionless quantities. Without truncation this
+        changes nothing: :math:`S^T (C C^T)^{-1} D'` is invariant under the whitening.
+    truncation
+        Fraction of the variance of ``C`` kept in the pseudo-inverse, in ``(0, 1]``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, N)`` transform, :math:`X^a = X^f X5`.
+    """
+    Y = np.asarray(Y, dtype=float)
+    E = np.asarray(E, dtype=float)
+    if E.shape != Y.shape:
+        raise ObservationError(f"perturbations E have shape {E.shape} but Y has shape {Y.shape}")
+    N = Y.shape[1]
+    S = Y - Y.mean(axis=1, keepdims=True)  # H A'
+    Dp = np.asarray(y, dtype=float)[:, None] + E - Y  # D' = D - HA
+    C = S + E
+    if R is not None:
+        S, Dp, C = R.whiten(S), R.whiten(Dp), R.whiten(C)
+    U, s = truncated_svd(C, truncation)
+    return np.eye(N) + S.T @ (U @ ((U.T @ Dp) / s[:, None] ** 2))  # X5 = I + S^T (CC^T)^+ D'
+
+
+def _check_real(name: str, value, lo: float, hi: float, lo_open: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value) or (value <= lo if lo_open else value < lo) or value > hi:
+        interval = f"{'(' if lo_open else '['}{lo}, {hi}]"
+        raise ConfigError(f"{name} must be a real number in {interval}, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class EnKF(Scheme):
+    r"""The stochastic (perturbed-observation) EnKF of Evensen (2003), as a transform.
+
+    Parameters
+    ----------
+    innovations
+        How the perturbations ``E`` are drawn, see :class:`Innovations`.
+    project
+        Project the perturbations onto the subspace spanned by ``S`` (Evensen 2004), see
+        :func:`project_onto_ensemble`; applies to either strategy.
+    correlation_length
+        Length ``L`` of the Gaussian correlation, in the units of ``context.obs_coords``;
+        required with ``Innovations.CORRELATED``, not allowed with ``RANDOM``.
+    truncation
+        Fraction of the variance of :math:`C = S + E` kept in :math:`(C C^T)^+`, in
+        ``(0, 1]``. The default 0.999 drops only numerically negligible directions (Evensen
+        2004 uses 0.99-0.999); ``1.0`` keeps every direction above round-off.
+
+    Raises
+    ------
+    ConfigError
+        For an option of the wrong type or out of range.
+
+    Examples
+    --------
+    >>> scheme = EnKF(innovations=Innovations.CORRELATED, correlation_length=5e3)
+    """
+
+    innovations: Innovations = Innovations.RANDOM
+    project: bool = False
+    correlation_length: float | None = None
+    truncation: float = 0.999
+
+    def __post_init__(self):
+        if not isinstance(self.innovations, Innovations):
+            allowed = ", ".join(f"Innovations.{v.name}" for v in Innovations)
+            raise ConfigError(f"innovations must be one of {allowed}, got {self.innovations!r}")
+        if not isinstance(self.project, (bool, np.bool_)):
+            raise ConfigError(f"project must be True or False, got {self.project!r}")
+        _check_real("truncation", self.truncation, 0.0, 1.0)
+        if self.innovations is Innovations.CORRELATED:
+            if self.correlation_length is None:
+                raise ConfigError("correlation_length is required with innovations=Innovations.CORRELATED")
+            _check_real("correlation_length", self.correlation_length, 0.0, math.inf)
+        elif self.correlation_length is not None:
+            raise ConfigError(
+                f"correlation_length={self.correlation_length!r} is only used with "
+                f"innovations=Innovations.CORRELATED, not {self.innovations}"
+            )
+
+    def perturbations(self, Y: np.ndarray, R: ObsError, context: AnalysisContext) -> np.ndarray:
+        """The centred ``(m, N)`` perturbations ``E`` this scheme uses for ``Y``."""
+        m, N = Y.shape
+        if self.innovations is Innovations.RANDOM:
+            E = random_perturbations(R, N, context)
+        else:
+            if context.obs_coords is None:
+                raise ObservationError(
+                    "innovations=Innovations.CORRELATED needs the observation locations: pass "
+                    "AnalysisContext(obs_coords=...) with one row per observation"
+                )
+            coords = np.asarray(context.obs_coords, dtype=float).reshape(len(context.obs_coords), -1)
+            if coords.shape[0] != m or not np.all(np.isfinite(coords)):
+                raise ObservationError(
+                    f"context.obs_coords must be finite with one row per observation ({m}), "
+                    f"got shape {coords.shape}"
+                )
+            E = correlated_perturbations(coords, np.sqrt(R.variances()), self.correlation_length, N, context)
+        if self.project:
+            E = project_onto_ensemble(E, Y - Y.mean(axis=1, keepdims=True), R)
+        return E
+
+    def prepare(self, Y: np.ndarray, y: np.ndarray, R: ObsError, context: AnalysisContext) -> TransformUpdate:
+        Y, y, R = check_observations(Y, y, R)
+        E = self.perturbations(Y, R, context)
+        return TransformUpdate(enkf_transform(Y, y, E, R, self.truncation))

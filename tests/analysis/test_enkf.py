@@ -1,0 +1,205 @@
+"""Tests of fdassim.analysis.enkf: the stochastic EnKF in Evensen's (2003) matrix-free form."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy.linalg import null_space
+
+from conftest import make_lingauss
+from fdassim.analysis import AnalysisContext, ObsError, TransformUpdate
+from fdassim.analysis.enkf import (PERTURBATION_STREAM, EnKF, Innovations, draw_standard_normal,
+                                   enkf_transform, gaussian_correlation, truncated_svd)
+from fdassim.errors import ConfigError, ObservationError
+
+N_LARGE = 2000
+
+
+def sampling_tolerance(B, N, k=5.0):
+    """``k`` standard errors of the sample mean and covariance of ``N`` draws from N(., B).
+
+    See tests/analysis/test_etkf.py. The perturbed observations add noise of the same order
+    (largest error over 16 problems at N = 2000 and 5000: 2.9 se), so 5 se
+    stays improbable to exceed while a wrong gain or wrong R is off by tens of se.
+    """
+    d = np.diag(B)
+    return k * np.sqrt(d / N), k * np.sqrt((np.outer(d, d) + B**2) / N)
+
+
+def anomalies(M):
+    return M - M.mean(axis=1, keepdims=True)
+
+
+def test_enkf_explicit_perturbations_match_textbook_update(lingauss):
+    """x_i + K_e (y + e_i - H x_i) with K_e = A S^T ((S + E)(S + E)^T)^-1, to round-off."""
+    X = lingauss.ensemble(12, exact=False)
+    Y = lingauss.H @ X
+    E = anomalies(lingauss.R.color(np.random.default_rng(7).standard_normal(Y.shape)))
+    A, S = anomalies(X), anomalies(Y)
+    C = S + E
+    K = A @ S.T @ np.linalg.inv(C @ C.T)
+    ref = X + K @ (lingauss.y[:, None] + E - Y)
+    for R in (None, lingauss.R):  # whitening before the SVD changes nothing without truncation
+        np.testing.assert_allclose(X @ enkf_transform(Y, lingauss.y, E, R, truncation=1.0), ref, atol=1e-10)
+
+
+def test_enkf_perturbations_orthogonal_to_s_give_evensen_2003_gain(lingauss):
+    """With S E^T = 0, K_e = P_e H^T (H P_e H^T + R_e)^-1, P_e = A A^T / N1, R_e = E E^T / N1."""
+    N, m = 12, lingauss.m
+    X = lingauss.ensemble(N, exact=False)
+    Y = lingauss.H @ X
+    A, S = anomalies(X), anomalies(Y)
+    Q = null_space(np.vstack([np.ones(N), S]))  # zero-mean directions orthogonal to S's rows
+    E = np.random.default_rng(8).standard_normal((m, Q.shape[1])) @ Q.T
+    assert np.abs(S @ E.T).max() < 1e-12
+    Pe, Re = A @ A.T / (N - 1), E @ E.T / (N - 1)
+    H = lingauss.H
+    K = Pe @ H.T @ np.linalg.inv(H @ Pe @ H.T + Re)
+    ref = X + K @ (lingauss.y[:, None] + E - Y)
+    np.testing.assert_allclose(X @ enkf_transform(Y, lingauss.y, E, lingauss.R, truncation=1.0), ref, atol=1e-10)
+
+
+@pytest.mark.parametrize("truncation, rank", [(0.9, 1), (0.95, 2), (0.999, 3), (1.0, 4)])
+def test_enkf_truncated_svd_keeps_requested_variance(truncation, rank):
+    rng = np.random.default_rng(0)
+    U0 = np.linalg.qr(rng.standard_normal((6, 4)))[0]
+    V0 = np.linalg.qr(rng.standard_normal((9, 4)))[0]
+    s0 = np.array([10.0, 3.0, 1.0, 0.1])  # cumulative variance 0.909, 0.991, 0.9999, 1
+    U, s = truncated_svd(U0 @ np.diag(s0) @ V0.T, truncation)
+    assert s.size == rank
+    np.testing.assert_allclose(s, s0[:rank], rtol=1e-12)
+    np.testing.assert_allclose(np.abs(U.T @ U0[:, :rank]), np.eye(rank), atol=1e-10)
+
+
+def test_enkf_truncation_uses_the_truncated_pseudo_inverse(lingauss):
+    X = lingauss.ensemble(10, exact=False)
+    Y = lingauss.H @ X
+    E = anomalies(np.random.default_rng(3).standard_normal(Y.shape))
+    S, Dp = anomalies(Y), lingauss.y[:, None] + E - Y
+    U, s, _ = np.linalg.svd(S + E, full_matrices=False)
+    X5 = np.eye(10) + S.T @ U[:, :1] @ U[:, :1].T @ Dp / s[0] ** 2  # one direction kept
+    np.testing.assert_allclose(enkf_transform(Y, lingauss.y, E, None, truncation=1e-6), X5, atol=1e-12)
+    assert not np.allclose(X5, enkf_transform(Y, lingauss.y, E, None, truncation=1.0))
+
+
+def test_enkf_zero_spread_and_perturbations_give_identity():
+    Y = np.ones((3, 5))
+    np.testing.assert_array_equal(enkf_transform(Y, np.zeros(3), np.zeros((3, 5))), np.eye(5))
+
+
+def test_enkf_perturbation_columns_come_from_member_generators(lingauss):
+    Y = lingauss.H @ lingauss.ensemble(8, exact=False)
+    ctx = AnalysisContext(seed=11, cycle=4)
+    E = EnKF().perturbations(Y, lingauss.R, ctx)
+    raw = np.column_stack([lingauss.R.color(ctx.rng(i, PERTURBATION_STREAM).standard_normal(lingauss.m))
+                           for i in range(8)])
+    np.testing.assert_allclose(E, raw - raw.mean(axis=1, keepdims=True), rtol=0, atol=1e-14)
+    # member i's draw does not depend on which other members are drawn with it (split invariance)
+    some = draw_standard_normal(lingauss.m, [5, 2], ctx)
+    np.testing.assert_array_equal(some, draw_standard_normal(lingauss.m, range(8), ctx)[:, [5, 2]])
+
+
+def test_enkf_same_context_gives_same_transform(lingauss):
+    Y = lingauss.H @ lingauss.ensemble(8, exact=False)
+    ctx = AnalysisContext(seed=3, cycle=1)
+    W1 = EnKF().prepare(Y, lingauss.y, lingauss.R, ctx).W
+    W2 = EnKF().prepare(Y.copy(), lingauss.y, lingauss.R, AnalysisContext(seed=3, cycle=1)).W
+    np.testing.assert_array_equal(W1, W2)
+    W3 = EnKF().prepare(Y, lingauss.y, lingauss.R, AnalysisContext(seed=3, cycle=2)).W
+    assert not np.allclose(W1, W3)  # another cycle draws other perturbations
+
+
+def test_enkf_random_perturbations_have_covariance_r():
+    R = make_lingauss(m=4, full_R=True, seed=1).R
+    N = 4000
+    E = EnKF().perturbations(np.zeros((4, N)), R, AnalysisContext(seed=5))
+    np.testing.assert_allclose(E.mean(axis=1), 0, atol=1e-12)
+    Rm = R.matrix()
+    d = np.diag(Rm)
+    se = np.sqrt((np.outer(d, d) + Rm**2) / N)  # standard error of a sample covariance
+    assert np.all(np.abs(E @ E.T / (N - 1) - Rm) <= 5 * se)
+
+
+def test_enkf_projection_onto_ensemble_subspace():
+    lg = make_lingauss(n=5, m=12, full_R=True, seed=2)  # m > N - 1: S does not span R^m
+    X = lg.ensemble(6, exact=False)
+    Y = lg.H @ X
+    ctx = AnalysisContext(seed=9)
+    E = EnKF(project=True).perturbations(Y, lg.R, ctx)
+    E0 = EnKF().perturbations(Y, lg.R, ctx)
+    St, Et = lg.R.whiten(anomalies(Y)), lg.R.whiten(E)
+    coef = np.linalg.lstsq(St, Et, rcond=None)[0]
+    np.testing.assert_allclose(St @ coef, Et, atol=1e-10)  # R^{-1/2} E lies in span(R^{-1/2} S)
+    assert np.linalg.norm(E0 - E) > 0.1 * np.linalg.norm(E0)
+    # with m <= N - 1 the subspace is all of R^m and the projection changes nothing
+    lg3 = make_lingauss(n=5, m=3, full_R=True, seed=2)
+    Y3 = lg3.H @ lg3.ensemble(10, exact=False)
+    np.testing.assert_allclose(EnKF(project=True).perturbations(Y3, lg3.R, ctx),
+                               EnKF().perturbations(Y3, lg3.R, ctx), atol=1e-12)
+
+
+def test_enkf_correlated_perturbations_follow_gaussian_correlation():
+    L = 2.0
+    coords = np.array([[0.0], [0.5 * L], [L], [3 * L]])
+    std = np.array([1.0, 2.0, 0.5, 1.0])
+    R = ObsError.from_std(std)
+    N = 4000
+    scheme = EnKF(innovations=Innovations.CORRELATED, correlation_length=L)
+    E = scheme.perturbations(np.zeros((4, N)), R, AnalysisContext(seed=2, obs_coords=coords))
+    Rc = std[:, None] * np.exp(-((coords - coords.T) ** 2) / L**2) * std[None, :]  # exp(-d^2/L^2)
+    np.testing.assert_allclose(gaussian_correlation(coords, L), Rc / np.outer(std, std), atol=1e-15)
+    d = np.diag(Rc)
+    se = np.sqrt((np.outer(d, d) + Rc**2) / N)
+    assert np.all(np.abs(E @ E.T / (N - 1) - Rc) <= 5 * se)
+    np.testing.assert_allclose(E.mean(axis=1), 0, atol=1e-12)
+    assert np.corrcoef(E)[0, 1] > 0.7  # neighbours half a length apart: rho = exp(-1/4) = 0.78
+
+
+def test_enkf_correlated_needs_obs_coords(lingauss):
+    Y = lingauss.H @ lingauss.ensemble(8, exact=False)
+    scheme = EnKF(innovations=Innovations.CORRELATED, correlation_length=1.0)
+    with pytest.raises(ObservationError, match=r"obs_coords"):
+        scheme.prepare(Y, lingauss.y, lingauss.R, AnalysisContext())
+    with pytest.raises(ObservationError, match=r"one row per observation \(3\)"):
+        scheme.prepare(Y, lingauss.y, lingauss.R, AnalysisContext(obs_coords=np.zeros((5, 2))))
+    W = scheme.prepare(Y, lingauss.y, lingauss.R, AnalysisContext(obs_coords=np.arange(3.0))).W
+    assert W.shape == (8, 8) and np.all(np.isfinite(W))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"innovations": "random"}, r"innovations must be one of Innovations\.RANDOM, Innovations\.CORRELATED"),
+    ({"truncation": 0.0}, r"truncation must be a real number in \(0\.0, 1\.0\], got 0\.0"),
+    ({"truncation": 1.5}, r"truncation .* got 1\.5"),
+    ({"truncation": math.nan}, r"truncation .* got nan"),
+    ({"project": "yes"}, r"project must be True or False, got 'yes'"),
+    ({"innovations": Innovations.CORRELATED}, r"correlation_length is required"),
+    ({"innovations": Innovations.CORRELATED, "correlation_length": -1.0}, r"correlation_length .* got -1\.0"),
+    ({"correlation_length": 3.0}, r"correlation_length=3\.0 is only used with innovations=Innovations\.CORRELATED"),
+])
+def test_enkf_rejects_bad_options(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        EnKF(**kwargs)
+
+
+@pytest.mark.parametrize("project", [False, True], ids=["plain", "projected"])
+def test_enkf_large_sample_matches_kalman(lingauss, project):
+    X = lingauss.ensemble(N_LARGE, exact=False)
+    Xa = EnKF(project=project).analyse(X, lingauss.H @ X, lingauss.y, lingauss.R, context=AnalysisContext(seed=4))
+    tol_mean, tol_cov = sampling_tolerance(lingauss.B, N_LARGE)
+    assert np.all(np.abs(Xa.mean(axis=1) - lingauss.xa) <= tol_mean)
+    assert np.all(np.abs(np.cov(Xa) - lingauss.Pa) <= tol_cov)
+
+
+def test_enkf_prepare_returns_transform_update(lingauss):
+    Y = lingauss.H @ lingauss.ensemble(8, exact=False)
+    assert isinstance(EnKF().prepare(Y, lingauss.y, lingauss.R, AnalysisContext()), TransformUpdate)
+
+
+def test_enkf_nonlinear_h_moves_mean_toward_observations():
+    rng = np.random.default_rng(5)
+    X = 2.0 + 0.3 * rng.standard_normal((4, 30))
+    h = lambda X: X[:3] ** 2  # noqa: E731
+    y = np.full(3, 2.4**2)
+    Xa = EnKF().analyse(X, h(X), y, ObsError.diagonal(np.full(3, 0.1)), context=AnalysisContext(seed=1))
+    assert Xa.shape == X.shape and np.all(np.isfinite(Xa))
+    assert np.linalg.norm(h(Xa).mean(axis=1) - y) < 0.5 * np.linalg.norm(h(X).mean(axis=1) - y)

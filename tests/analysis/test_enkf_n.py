@@ -1,0 +1,138 @@
+"""Tests of fdassim.analysis.enkf_n: the finite-size EnKF-N with implicit adaptive inflation."""
+
+import math
+
+import numpy as np
+import pytest
+
+from conftest import make_lingauss
+from fdassim.analysis import AnalysisContext, ObsError, TransformUpdate
+from fdassim.analysis.enkf_n import EnKFN, EnKFNUpdate, enkf_n_transform, enkf_n_weights
+from fdassim.analysis.etkf import ETKF
+from fdassim.errors import ConfigError
+
+
+def anomalies(M):
+    return M - M.mean(axis=1, keepdims=True)
+
+
+def whitened(lg, X):
+    """S~ = R^{-1/2} S and d~ = R^{-1/2} (y - mean(Y)), written with a dense inverse Cholesky factor."""
+    Y = lg.H @ X
+    Li = np.linalg.inv(np.linalg.cholesky(lg.R.matrix()))
+    return Li @ anomalies(Y), Li @ (lg.y - Y.mean(axis=1)), anomalies(Y), lg.y - Y.mean(axis=1)
+
+
+def dual_cost(zeta, St, d, N, eps):
+    """Bocquet et al. (2015) dual cost, the m x m form, independent of the implementation's SVD route."""
+    m = d.size
+    return (0.5 * d @ np.linalg.solve(np.eye(m) + St @ St.T / zeta, d) + 0.5 * eps * zeta
+            + 0.5 * N * math.log(N / zeta) - 0.5 * N)
+
+
+@pytest.mark.parametrize("n, m, N", [(5, 3, 8), (4, 12, 6)], ids=["m<N", "m>N"])
+@pytest.mark.parametrize("full_R", [False, True], ids=["diagR", "fullR"])
+def test_enkf_n_primal_and_dual_agree(n, m, N, full_R):
+    lg = make_lingauss(n=n, m=m, full_R=full_R, seed=5)
+    X = lg.ensemble(N, exact=False)
+    _, _, S, dy = whitened(lg, X)
+    w1, T1, z1 = enkf_n_weights(S, dy, lg.R, dual=True)
+    w2, T2, z2 = enkf_n_weights(S, dy, lg.R, dual=False)
+    # Brent on log(zeta) to 1e-13 and Newton to gtol 1e-12: agreement far below 1e-7
+    assert abs(z1 - z2) <= 1e-7 * z1
+    np.testing.assert_allclose(w1, w2, atol=1e-7)
+    np.testing.assert_allclose(T1, T2, atol=1e-7)
+
+
+def test_enkf_n_dual_minimum_is_global_and_a_primal_stationary_point(lingauss):
+    N = 7
+    X = lingauss.ensemble(N, exact=False)
+    St, d, S, dy = whitened(lingauss, X)
+    eps = 1 + 1 / N
+    w, _, zeta = enkf_n_weights(S, dy, lingauss.R)
+    grid = np.geomspace(1e-6, N / eps, 4000)
+    assert dual_cost(zeta, St, d, N, eps) <= min(dual_cost(z, St, d, N, eps) for z in grid) + 1e-12
+    assert zeta == pytest.approx(N / (eps + w @ w), rel=1e-9)  # zeta_a = N / (eps_N + |w_a|^2)
+    grad = -St.T @ (d - St @ w) + N * w / (eps + w @ w)  # gradient of the primal cost
+    assert np.abs(grad).max() < 1e-8
+
+
+def test_enkf_n_anomaly_transform_is_inverse_hessian_square_root(lingauss):
+    N = 9
+    X = lingauss.ensemble(N, exact=False)
+    St, _, S, dy = whitened(lingauss, X)
+    w, T, zeta = enkf_n_weights(S, dy, lingauss.R)
+    q = 1 + 1 / N + w @ w
+    Ha = St.T @ St + N / q * np.eye(N) - 2 * N / q**2 * np.outer(w, w)  # Hessian of the primal cost
+    np.testing.assert_allclose(T, T.T, atol=0)
+    np.testing.assert_allclose(T @ T, (N - 1) * np.linalg.inv(Ha), atol=1e-10)
+    np.testing.assert_allclose(T @ np.ones(N), math.sqrt((N - 1) / zeta) * np.ones(N), atol=1e-12)
+
+
+def test_enkf_n_update_carries_the_inflation(lingauss):
+    X = lingauss.ensemble(8, exact=False)
+    Y = lingauss.H @ X
+    up = EnKFN().prepare(Y, lingauss.y, lingauss.R, AnalysisContext())
+    assert isinstance(up, EnKFNUpdate) and isinstance(up, TransformUpdate)
+    W, inflation = enkf_n_transform(anomalies(Y), lingauss.y - Y.mean(axis=1), lingauss.R)
+    np.testing.assert_array_equal(up.W, W)
+    assert up.inflation == inflation == pytest.approx(math.sqrt(7 / up.zeta), rel=1e-14)
+
+
+def test_enkf_n_inflation_grows_with_the_innovation():
+    """D_k(zeta) - D_1(zeta) = -(k^2 - 1)/2 sum c_j^2/(zeta + lam_j) increases with zeta, so the
+    minimiser zeta_a cannot increase with the innovation scale k: inflation is non-decreasing."""
+    lg = make_lingauss(n=6, m=6, seed=3)
+    X = lg.ensemble(8, exact=False)
+    Y = lg.H @ X
+    S, dy = anomalies(Y), lg.y - Y.mean(axis=1)
+    infl = [enkf_n_transform(S, k * dy, lg.R)[1] for k in (0.0, 1.0, 3.0, 10.0, 30.0)]
+    assert infl[0] == pytest.approx(math.sqrt(7 * (1 + 1 / 8) / 8), rel=1e-9)  # zeta at its bound N/eps_N
+    assert all(a <= b + 1e-9 for a, b in zip(infl, infl[1:]))
+    assert infl[-1] > 3.0  # a far-off observation is explained by a much wider prior
+
+
+def test_enkf_n_large_perfect_ensemble_is_close_to_etkf(lingauss):
+    """For N large and an exact prior, |w_a|^2 = O(m/N), so zeta_a = N - 1 + O(m) and the inflation is 1 + O(m/N)."""
+    N = 2000
+    X = lingauss.ensemble(N)
+    Y = lingauss.H @ X
+    up = EnKFN().prepare(Y, lingauss.y, lingauss.R, AnalysisContext())
+    assert abs(up.inflation - 1) < 5e-3  # m/N = 1.5e-3
+    Xn, Xe = up.apply(X), ETKF().analyse(X, Y, lingauss.y, lingauss.R)
+    scale = np.abs(lingauss.Pa).max()
+    np.testing.assert_allclose(Xn.mean(axis=1), Xe.mean(axis=1), atol=1e-2 * np.abs(lingauss.xa).max())
+    np.testing.assert_allclose(np.cov(Xn), np.cov(Xe), atol=1e-2 * scale)
+
+
+def test_enkf_n_eps_option(lingauss):
+    X = lingauss.ensemble(8, exact=False)
+    Y = lingauss.H @ X
+    ctx = AnalysisContext()
+    W0 = EnKFN().prepare(Y, lingauss.y, lingauss.R, ctx).W
+    np.testing.assert_array_equal(EnKFN(eps_N=1 + 1 / 8).prepare(Y, lingauss.y, lingauss.R, ctx).W, W0)
+    assert not np.allclose(EnKFN(eps_N=3.0).prepare(Y, lingauss.y, lingauss.R, ctx).W, W0)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"eps_N": 0.0}, r"eps_N must be None \(for 1 \+ 1/N\) or a positive finite number, got 0\.0"),
+    ({"eps_N": -1}, r"eps_N .* got -1"),
+    ({"eps_N": math.inf}, r"eps_N .* got inf"),
+    ({"eps_N": True}, r"eps_N .* got True"),
+    ({"eps_N": "1.1"}, r"eps_N .* got '1\.1'"),
+    ({"dual": "no"}, r"dual must be True or False, got 'no'"),
+])
+def test_enkf_n_rejects_bad_options(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        EnKFN(**kwargs)
+
+
+def test_enkf_n_nonlinear_h_runs():
+    rng = np.random.default_rng(5)
+    X = 2.0 + 0.3 * rng.standard_normal((4, 30))
+    h = lambda X: X[:3] ** 2  # noqa: E731
+    y = np.full(3, 2.4**2)
+    up = EnKFN().prepare(h(X), y, ObsError.diagonal(np.full(3, 0.1)), AnalysisContext())
+    Xa = up.apply(X)
+    assert Xa.shape == X.shape and np.all(np.isfinite(Xa)) and math.isfinite(up.inflation)
+    assert np.linalg.norm(h(Xa).mean(axis=1) - y) < np.linalg.norm(h(X).mean(axis=1) - y)
