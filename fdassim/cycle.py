@@ -116,7 +116,7 @@ def assimilate(ensemble: Ensemble, scheme: Scheme, observations: Observations, t
 
         Y_all = ensemble.observe(observations.operator)
         state = ensemble.to_rows()
-        Xf, Y = state[:, :N], Y_all[:, :N]
+        Xf, Y = state[:, :N].copy(), Y_all[:, :N]
         truth = state[:, N] if ensemble.has_truth else None
         y = observations.observed(k, seed, Y_all[:, N] if ensemble.has_truth else None, truth_member=N)
         ctx = AnalysisContext(seed=seed, cycle=k, obs_coords=observations.coords)

@@ -110,12 +110,12 @@ CHECKS: list[Callable[[], Check]] = [
     lambda: _module("scipy"),
     lambda: _module("yaml", "pyyaml"),
     lambda: _module("gstools"),
+    check_firedrake,  # first: Firedrake initialises PETSc itself
     check_mpi,
     check_petsc,
     lambda: check_petsc_package("mumps"),
     lambda: check_petsc_package("hdf5"),
     check_h5py,
-    check_firedrake,
     check_icepack,
     check_matlab,
 ]

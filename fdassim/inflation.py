@@ -224,7 +224,7 @@ class Multiplicative(Inflation):
         return self._inflate(Xa, rows) if self.stage is Stage.POSTERIOR else Xa
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Additive(Inflation):
     r"""Additive inflation: independent Gaussian noise added to each analysis member.
 

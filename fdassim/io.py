@@ -11,6 +11,7 @@ Layout of the file (``K`` cycles, ``N`` members, field ``f`` with ``n_f`` values
     /mean/forecast/<f>         (K, n_f)
     /mean/analysis/<f>         (K, n_f)
     /truth/<f>                 (K, n_f)     twin experiments only
+    /coordinates/<f>           (n_f, d)     positions of the field's values (when known)
     /observations/y            (K, m)
     /diagnostics/<name>        (K,)          rmse_forecast, rmse_analysis, spread_forecast, ...
     /timing/cycle              (K, 3)        seconds in forecast, analysis, io
@@ -142,6 +143,14 @@ class Store:
             h5.create_dataset("timing/init", data=np.nan, track_times=False)
             for slot in (0, 1):
                 h5.create_dataset(f"restart/slot{slot}", (L.n_global, ensemble.n_total), **kw)
+            store = cls(tmp, comm, ensemble, K)
+            if L.coords is not None:
+                rows = ensemble.rows
+                for f in L.fields:
+                    d = h5.create_dataset(f"coordinates/{f.name}", (L.global_size(f.name), L.coords.shape[1]), **kw)
+                    fr = next(r for r in store._fields if r.name == f.name)
+                    if fr.hi > fr.lo:
+                        d[fr.g0:fr.g0 + fr.hi - fr.lo, :] = rows.coords[fr.lo:fr.hi]
         comm.Barrier()
         if comm.rank == 0:
             os.replace(tmp, path)

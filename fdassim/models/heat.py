@@ -48,7 +48,7 @@ class Heat:
     kappa: float = 0.02
     gamma: float = 0.5
     dt: float = 0.1
-    modes: int = 3
+    modes: int = 2
     spread: float = 1.0
     fields: tuple = (FieldSpec("temperature"), FieldSpec("source", parameter=True))
     _meshes: dict = field(default_factory=dict, repr=False)

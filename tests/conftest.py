@@ -1,0 +1,46 @@
+"""Shared helpers: small twin runs of the built-in models through the parallel cycle."""
+
+import numpy as np
+import pytest
+
+HEAT_POINTS = np.array([[x, y] for x in (0.125, 0.375, 0.625, 0.875) for y in (0.125, 0.375, 0.625, 0.875)])
+
+
+def run_twin(model, scheme, path, *, comm, N=12, cycles=4, interval=0.2, ranks_per_member=1, seed=5,
+             observations=None, inflation=None):
+    """A twin run through :func:`fdassim.cycle.assimilate`, stored at ``path``; returns the result."""
+    from fdassim.analysis.base import ObsError
+    from fdassim.cycle import assimilate
+    from fdassim.ensemble import Ensemble
+    from fdassim.io import Store
+    from fdassim.observations import Observations
+    from fdassim.pointobs import PointValues
+
+    ens = Ensemble(model, N, comm=comm, ranks_per_member=ranks_per_member, truth=True)
+    if observations is None:
+        observations = Observations(PointValues("temperature", HEAT_POINTS), ObsError.from_std(0.1), HEAT_POINTS)
+    times = interval * np.arange(cycles + 1)
+    m = ens.observe(observations.operator).shape[0]
+    store = Store.create(path, ens, times, m)
+    return assimilate(ens, scheme, observations, times, seed=seed, store=store, inflation=inflation,
+                      progress=False)
+
+
+def read_store(path, names=("ensemble/analysis", "ensemble/forecast", "truth", "observations", "coordinates",
+                            "diagnostics", "mean")):
+    """Every dataset under ``names`` of a store, as numpy arrays keyed by path."""
+    import h5py
+
+    out = {}
+    with h5py.File(path, "r") as h5:
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset) and name.startswith(names):
+                out[name] = obj[...]
+        h5.visititems(visit)
+    return out
+
+
+def sort_by_coordinates(values, coords):
+    """Rows of ``values`` ordered by their coordinates (to compare different mesh partitions)."""
+    order = np.lexsort(coords.T[::-1].round(12))
+    return values[order]
