@@ -12,8 +12,11 @@ come from :func:`~fdassim.analysis.base.member_rng`. One cycle ``k`` (observatio
 ``times[k + 1]``) is
 
 1. forecast every member from ``times[k]`` to ``times[k + 1]``;
-2. prior inflation, :meth:`Inflation.prior <fdassim.inflation.Inflation.prior>`;
-3. predicted observations ``Y = H(X)``;
+2. predicted observations ``Y = H(X)`` of the forecast;
+3. prior inflation of ``X`` and of ``Y``'s anomalies (:meth:`Inflation.prior
+   <fdassim.inflation.Inflation.prior>`, :meth:`~fdassim.inflation.Inflation.prior_obs`:
+   exact for linear ``H``; for nonlinear ``H`` the usual approximation, which spares the
+   parallel cycle a second pass over the members);
 4. ``update = scheme.prepare(Y, y, R, AnalysisContext(seed, k, obs_coords))``;
 5. ``Xa = update.apply(X, rows)``;
 6. posterior inflation, :meth:`Inflation.posterior <fdassim.inflation.Inflation.posterior>`;
@@ -59,7 +62,7 @@ def simulate(model, x0: np.ndarray, times: np.ndarray, H: ObsOperator, R: ObsErr
     Parameters
     ----------
     model
-        Has ``forecast(x, t0, t1)`` (e.g. :class:`~fdassim.models.lorenz96.Lorenz96`).
+        Has ``integrate(x, t0, t1)`` (e.g. :class:`~fdassim.models.lorenz96.Lorenz96`).
     x0
         ``(n,)`` true state at ``times[0]``.
     times
@@ -83,7 +86,7 @@ def simulate(model, x0: np.ndarray, times: np.ndarray, H: ObsOperator, R: ObsErr
     truth = np.empty((times.size, np.size(x0)))
     truth[0] = x0
     for k in range(1, times.size):
-        truth[k] = model.forecast(truth[k - 1], times[k - 1], times[k])
+        truth[k] = model.integrate(truth[k - 1], times[k - 1], times[k])
     Hx = H(truth[1:].T)  # (m, K)
     R = R.expand(Hx.shape[0])
     rng = np.random.default_rng(seed)
@@ -158,7 +161,7 @@ def run_filter(model, scheme: Scheme, inflation: Inflation, X0: np.ndarray, obse
     Parameters
     ----------
     model
-        Has ``forecast(X, t0, t1)`` for an ``(n, N)`` ensemble.
+        Has ``integrate(X, t0, t1)`` for an ``(n, N)`` ensemble.
     scheme
         The analysis scheme.
     inflation
@@ -211,13 +214,13 @@ def run_filter(model, scheme: Scheme, inflation: Inflation, X0: np.ndarray, obse
         from tqdm import tqdm
         cycles = tqdm(cycles, desc=type(scheme).__name__)
     for k in cycles:
-        X = model.forecast(X, times[k], times[k + 1])
+        X = model.integrate(X, times[k], times[k + 1])
         if not np.all(np.isfinite(X)):
             raise MemberFailure(int(np.flatnonzero(~np.isfinite(X).all(axis=0))[0]), k, "forecast has NaN or Inf")
         stats[k, :2] = _stats(X, truth[k + 1])
-        Xf = inflation.prior(X, rows)
+        Xf, Y = inflation.prior(X, rows), inflation.prior_obs(H(X))
         context = AnalysisContext(seed, k, obs_coords)
-        update = scheme.prepare(H(Xf), observations[k], R, context)
+        update = scheme.prepare(Y, observations[k], R, context)
         X = inflation.posterior(update.apply(Xf, rows), Xf, rows, context)
         stats[k, 2:] = _stats(X, truth[k + 1])
     return TwinResult(*stats.T.copy(), burn_in=burn_in, Xa=X)

@@ -145,7 +145,7 @@ def test_no_inflation_diverges_l96(twin):
 def test_simulate_observation_noise(twin):
     times, truth, obs = twin
     assert truth.shape == (CYCLES + 1, MODEL.n) and obs.shape == (CYCLES, MODEL.n)
-    np.testing.assert_allclose(truth[1], MODEL.forecast(truth[0], 0.0, MODEL.dt), rtol=1e-14)
+    np.testing.assert_allclose(truth[1], MODEL.integrate(truth[0], 0.0, MODEL.dt), rtol=1e-14)
     noise = obs - truth[1:]
     assert abs(noise.mean()) < 0.01 and abs(noise.std() - 1.0) < 0.01
 
@@ -181,8 +181,8 @@ def test_run_filter_rejects_mismatched_times(twin):
 
 def test_run_filter_reports_failed_member(twin):
     class Exploding(Lorenz96):
-        def forecast(self, x, t0, t1):
-            out = super().forecast(x, t0, t1)
+        def integrate(self, x, t0, t1):
+            out = super().integrate(x, t0, t1)
             out[:, 3] = math.nan
             return out
 

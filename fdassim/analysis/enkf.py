@@ -1,16 +1,31 @@
-r"""The stochastic EnKF in the matrix-free ensemble form of Evensen (2003).
+r"""The stochastic (perturbed-observation) EnKF, as one ensemble-space transform.
 
 Every member is updated with perturbed observations :math:`D = y 1^T + E` and the analysis is
-one ``N x N`` transform :math:`X5` with :math:`X^a = X^f X5` (Evensen 2003):
+one ``N x N`` transform :math:`X5` with :math:`X^a = X^f X5` (Evensen 2003). Two forms differ in
+the innovation covariance the gain inverts (:class:`InnovationCovariance`):
+
+``EXACT`` (the default) uses the prescribed :math:`R`, as the perturbed-observation EnKF of
+Burgers, van Leeuwen & Evensen (1998) and Houtekamer & Mitchell (1998). With the whitened
+:math:`\tilde S = R^{-1/2} S` and :math:`\tilde D = R^{-1/2} (D - Y)`, by the push-through
+identity :math:`\tilde S^T (\tilde S \tilde S^T + N_1 I_m)^{-1} = (\tilde S^T \tilde S + N_1
+I_N)^{-1} \tilde S^T`:
 
 .. math::
-    S = Y - \bar{Y} 1^T, \quad C = S + E, \quad
-    X5 = I_N + S^T (C C^T)^{+} (D - Y),
+    X5 = I_N + S^T (S S^T + N_1 R)^{-1} (D - Y)
+       = I_N + (\tilde S^T \tilde S + N_1 I_N)^{-1} \tilde S^T \tilde D,
 
-where :math:`(C C^T)^{+}` is the pseudo-inverse obtained from a truncated SVD of the
-``m x N`` matrix :math:`C` (Evensen 2004). Writing :math:`C C^T = S S^T + E E^T`
-neglects the cross terms :math:`S E^T + E S^T`, which vanish in expectation; the
-implementation uses the product :math:`C C^T` itself, cross terms included.
+a symmetric positive-definite solve of size ``min(m, N)``, for diagonal or full :math:`R`.
+
+``ENSEMBLE`` is the matrix-free form of Evensen (2003), which represents :math:`R` by the
+perturbations themselves:
+
+.. math::
+    C = S + E, \qquad X5 = I_N + S^T (C C^T)^{+} (D - Y),
+
+with :math:`(C C^T)^{+}` the pseudo-inverse from a truncated SVD of the ``m x N`` matrix
+:math:`C` (Evensen 2004). :math:`C C^T = S S^T + E E^T + S E^T + E S^T`: the cross terms
+vanish only in expectation, and at moderate ``N`` they bias the analysis spread upward (see
+:class:`InnovationCovariance` for the measured bias).
 
 Notation as in :mod:`fdassim.analysis.base`. The observation perturbations ``E`` are drawn by
 one of two strategies (:class:`Innovations`, after Kyanjo, Mayo & Robel, the ICESEE paper,
@@ -21,6 +36,14 @@ so it does not depend on how the members are dealt over processes.
 
 References
 ----------
+Burgers, G., van Leeuwen, P. J. and Evensen, G. (1998). Analysis scheme in the ensemble
+Kalman filter. Mon. Wea. Rev. 126, 1719-1724.
+https://doi.org/10.1175/1520-0493(1998)126<1719:ASITEK>2.0.CO;2
+
+Houtekamer, P. L. and Mitchell, H. L. (1998). Data assimilation using an ensemble Kalman
+filter technique. Mon. Wea. Rev. 126, 796-811.
+https://doi.org/10.1175/1520-0493(1998)126<0796:DAUAEK>2.0.CO;2
+
 Evensen, G. (2003). The Ensemble Kalman Filter: theoretical formulation and practical
 implementation. Ocean Dynamics 53, 343-367. https://doi.org/10.1007/s10236-003-0036-9
 
@@ -40,13 +63,14 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy.linalg import cholesky, svd
+from scipy.linalg import cho_factor, cho_solve, cholesky, svd
 
 from ..errors import ConfigError, ObservationError
 from .base import AnalysisContext, ObsError, Scheme, TransformUpdate, check_observations
 
 __all__ = [
     "Innovations",
+    "InnovationCovariance",
     "EnKF",
     "PERTURBATION_STREAM",
     "draw_standard_normal",
@@ -56,6 +80,7 @@ __all__ = [
     "project_onto_ensemble",
     "truncated_svd",
     "enkf_transform",
+    "enkf_exact_transform",
 ]
 
 #: Stream of :meth:`AnalysisContext.rng` reserved for the EnKF observation perturbations.
@@ -79,13 +104,39 @@ class Innovations(enum.Enum):
         :math:`\rho(d) = \exp(-d^2 / L^2)` of length ``L = EnKF.correlation_length``,
         scaled by the observation-error standard deviations :math:`\sigma = \sqrt{\mathrm{diag} R}`.
         The analysis then uses the *effective* error covariance
-        :math:`R_c = \mathrm{diag}(\sigma)\, \rho\, \mathrm{diag}(\sigma)`: the matrix-free
-        form sees :math:`R` only through ``E``, so the off-diagonal entries of a full ``R``
-        are replaced by the correlation model.
+        :math:`R_c = \mathrm{diag}(\sigma)\, \rho\, \mathrm{diag}(\sigma)` (nugget
+        included, see :func:`correlated_perturbations`): the ``ENSEMBLE`` form sees :math:`R`
+        only through ``E``, and the ``EXACT`` form whitens with :math:`R_c`; either way the
+        off-diagonal entries of a full ``R`` are replaced by the correlation model.
     """
 
     RANDOM = "random"
     CORRELATED = "correlated"
+
+
+class InnovationCovariance(enum.Enum):
+    r"""The innovation covariance the stochastic EnKF inverts in its gain.
+
+    EXACT
+        :math:`S S^T + N_1 R` with the prescribed :math:`R` (Burgers et al. 1998; Houtekamer
+        & Mitchell 1998), solved exactly in ensemble space (:func:`enkf_exact_transform`).
+        The perturbations ``E`` enter only the innovations :math:`D - Y`. For linear ``H``
+        and an ensemble whose sample covariance is the prior :math:`B`, the expected
+        analysis sample covariance is the Kalman :math:`(I - K H) B` at any ``N``.
+    ENSEMBLE
+        :math:`C C^T`, :math:`C = S + E`, with the truncated pseudo-inverse (Evensen 2003,
+        2004; :func:`enkf_transform`): :math:`R` is represented by ``E E^T / N_1`` and the
+        cross terms :math:`S E^T + E S^T` are kept. They vanish only as ``N`` grows
+        relative to the rank of the observation space, and bias the analysis spread
+        upward meanwhile. Measured for ``n = m = 40``, ``H = I``, prior std 2, ``R = I``
+        (Kalman posterior std 0.894), mean over 4 seeds: {BIAS_TABLE}
+        It is appropriate when ``N`` is large relative to the number of independent
+        observations, or with projection and truncation (``project=True``,
+        ``truncation`` 0.99-0.999) as Evensen (2004) proposes. {L96_NOTE}
+    """
+
+    EXACT = "exact"
+    ENSEMBLE = "ensemble"
 
 
 def draw_standard_normal(m: int, members: Sequence[int], context: AnalysisContext,
@@ -101,7 +152,7 @@ def draw_standard_normal(m: int, members: Sequence[int], context: AnalysisContex
 
 
 def _centre(E: np.ndarray) -> np.ndarray:
-    """Subtract the member mean, so the perturbations do not shift the analysis mean.
+    r"""Subtract the member mean, so the perturbations do not shift the analysis mean.
 
     For i.i.d. columns of covariance :math:`R`, :math:`\mathrm{E}[E E^T] / (N - 1) = R` still.
     """
@@ -185,8 +236,16 @@ def correlated_perturbations(coords: np.ndarray, std: np.ndarray, length: float,
     context
         Supplies the member generators.
     """
-    Lrho = _correlation_factor(gaussian_correlation(coords, length))
-    return _centre(std[:, None] * (Lrho @ draw_standard_normal(std.size, range(N), context)))
+    F = correlated_factor(coords, std, length)
+    return _centre(F @ draw_standard_normal(std.size, range(N), context))
+
+
+def correlated_factor(coords: np.ndarray, std: np.ndarray, length: float) -> np.ndarray:
+    r"""The lower-triangular factor :math:`F = \mathrm{diag}(\sigma) L_\rho` of :math:`R_c = F F^T`.
+
+    See :func:`correlated_perturbations` for the parameters.
+    """
+    return std[:, None] * _correlation_factor(gaussian_correlation(coords, length))
 
 
 def truncated_svd(C: np.ndarray, truncation: float) -> tuple[np.ndarray, np.ndarray]:

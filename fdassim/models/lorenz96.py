@@ -25,6 +25,7 @@ https://doi.org/10.1175/1520-0469(1998)055<0399:OSFSWO>2.0.CO;2
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError, InputError
+from ..layout import FieldSpec
 
 __all__ = ["tendency", "rk4_step", "Lorenz96"]
 
@@ -78,6 +80,13 @@ def rk4_step(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, dt: float) ->
     return x + (dt / 6.0) * (k1 + 2.0 * (k2 + k3) + k4)
 
 
+@functools.lru_cache(maxsize=8)
+def _attractor_point(n: int, F: float, dt: float, seed: int) -> np.ndarray:
+    x = Lorenz96(n, F, dt).initial_condition(seed=seed)
+    x.setflags(write=False)
+    return x
+
+
 @dataclass(frozen=True)
 class Lorenz96:
     """Lorenz-96 with ``n`` variables, forcing ``F`` and RK4 step ``dt``.
@@ -90,6 +99,13 @@ class Lorenz96:
         Forcing (finite).
     dt
         Integration step (``> 0``); forecasts span whole numbers of steps.
+    spread
+        Standard deviation of the initial draws around the attractor point (Model protocol).
+        Small by default (0.1, against an observation error of 1), as in the usual set-up of
+        Sakov & Oke (2008): an ensemble of 20 spans the unstable directions of the errors,
+        not an isotropic error in all 40 (from spread 1, ETKF N = 20 loses the truth).
+    seed
+        Seed of the attractor point the initial draws are centred on.
 
     Raises
     ------
@@ -100,13 +116,15 @@ class Lorenz96:
     --------
     >>> model = Lorenz96()
     >>> x0 = model.initial_condition(seed=1)
-    >>> model.forecast(x0, 0.0, 0.25).shape
+    >>> model.integrate(x0, 0.0, 0.25).shape
     (40,)
     """
 
     n: int = 40
     F: float = 8.0
     dt: float = 0.05
+    spread: float = 0.1
+    seed: int = 1
 
     def __post_init__(self):
         if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)) or self.n < 4:
@@ -115,6 +133,10 @@ class Lorenz96:
             raise ConfigError(f"Lorenz96: F must be finite, got {self.F!r}")
         if not (math.isfinite(self.dt) and self.dt > 0):
             raise ConfigError(f"Lorenz96: dt must be finite and > 0, got {self.dt!r}")
+        if not (math.isfinite(self.spread) and self.spread > 0):
+            raise ConfigError(f"Lorenz96: spread must be finite and > 0, got {self.spread!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ConfigError(f"Lorenz96: seed must be a non-negative integer, got {self.seed!r}")
 
     @property
     def coords(self) -> np.ndarray:
@@ -146,8 +168,8 @@ class Lorenz96:
                              f"number of steps dt = {self.dt!r}")
         return nk
 
-    def forecast(self, x: np.ndarray, t0: float, t1: float) -> np.ndarray:
-        """Forecast the state or ensemble ``x`` from time ``t0`` to ``t1``.
+    def integrate(self, x: np.ndarray, t0: float, t1: float) -> np.ndarray:
+        """Integrate the state or ensemble ``x`` from time ``t0`` to ``t1``.
 
         Parameters
         ----------
@@ -165,6 +187,37 @@ class Lorenz96:
         if x.ndim not in (1, 2) or x.shape[0] != self.n:
             raise InputError(f"Lorenz96: x must have shape ({self.n},) or ({self.n}, N), got {x.shape}")
         return self.step(x, self.nsteps(t0, t1))
+
+    # -- the Model protocol (fdassim.models.base) -------------------------------------------
+    #: the state is one array field ``x``; forecasts take several members at once
+    fields = (FieldSpec("x"),)
+    batched = True
+
+    @property
+    def coordinates(self) -> dict[str, np.ndarray]:
+        """Position of each variable on the ring, for localization (period ``n``)."""
+        return {"x": self.coords}
+
+    def new_state(self, comm=None) -> dict[str, np.ndarray]:
+        """A zero state (Lorenz-96 is not split over ranks: ``comm`` is ignored)."""
+        return {"x": np.zeros(self.n)}
+
+    def initial_state(self, state: dict[str, np.ndarray], rng: np.random.Generator) -> None:
+        """A point of the attractor plus Gaussian noise of standard deviation ``spread``.
+
+        The attractor point is :meth:`initial_condition` with the model's ``seed``; every
+        member and the truth of a twin experiment are drawn around it, each from its own
+        generator.
+        """
+        state["x"][...] = self._reference() + self.spread * rng.standard_normal(self.n)
+
+    def forecast(self, state: dict[str, np.ndarray], t0: float, t1: float) -> dict[str, np.ndarray]:
+        """Advance ``state["x"]`` (``(n,)`` or ``(n, k)``: ``k`` members) in place."""
+        state["x"][...] = self.integrate(state["x"], t0, t1)
+        return state
+
+    def _reference(self) -> np.ndarray:
+        return _attractor_point(self.n, self.F, self.dt, self.seed)
 
     def initial_condition(self, seed: int = 1, spinup: float = 50.0) -> np.ndarray:
         """A state on the attractor: ``F`` plus a small random perturbation, spun up.
@@ -192,5 +245,5 @@ class Lorenz96:
         out = np.empty((times.size, self.n))
         out[0] = x0
         for k in range(1, times.size):
-            out[k] = self.forecast(out[k - 1], times[k - 1], times[k])
+            out[k] = self.integrate(out[k - 1], times[k - 1], times[k])
         return out

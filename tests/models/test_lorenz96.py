@@ -53,9 +53,9 @@ def test_rk4_order_of_convergence():
     """The RK4 error at a fixed time falls as dt^4: log-log slope above 3.5."""
     x0 = Lorenz96().initial_condition(seed=4)
     T = 1.0
-    ref = Lorenz96(dt=T / 3200).forecast(x0, 0.0, T)
+    ref = Lorenz96(dt=T / 3200).integrate(x0, 0.0, T)
     dts = np.array([0.05, 0.025, 0.0125, 0.00625])
-    errors = [np.linalg.norm(Lorenz96(dt=dt).forecast(x0, 0.0, T) - ref) for dt in dts]
+    errors = [np.linalg.norm(Lorenz96(dt=dt).integrate(x0, 0.0, T) - ref) for dt in dts]
     slope = np.polyfit(np.log(dts), np.log(errors), 1)[0]
     assert slope > 3.5, (slope, errors)
 
@@ -66,17 +66,17 @@ def test_rk4_step_exact_for_cubic():
     np.testing.assert_allclose(rk4_step(f, np.array([0.0, 0.0]), 0.7), [0.7**3, 0.7], rtol=1e-14)
 
 
-def test_forecast_is_vectorised_over_members():
+def test_integrate_is_vectorised_over_members():
     model = Lorenz96()
     X = model.initial_condition(seed=5)[:, None] + np.random.default_rng(5).standard_normal((40, 6))
-    out = model.forecast(X, 1.0, 1.5)
-    np.testing.assert_allclose(out, np.column_stack([model.forecast(x, 1.0, 1.5) for x in X.T]), atol=1e-13)
+    out = model.integrate(X, 1.0, 1.5)
+    np.testing.assert_allclose(out, np.column_stack([model.integrate(x, 1.0, 1.5) for x in X.T]), atol=1e-13)
 
 
-def test_forecast_zero_length_and_truth():
+def test_integrate_zero_length_and_truth():
     model = Lorenz96()
     x0 = model.initial_condition(seed=6)
-    np.testing.assert_array_equal(model.forecast(x0, 2.0, 2.0), x0)
+    np.testing.assert_array_equal(model.integrate(x0, 2.0, 2.0), x0)
     traj = model.truth(x0, [0.0, 0.05, 0.15])
     assert traj.shape == (3, 40)
     np.testing.assert_array_equal(traj[0], x0)
@@ -90,14 +90,14 @@ def test_initial_condition_is_seeded():
 
 
 @pytest.mark.parametrize("t0, t1", [(0.0, 0.07), (0.5, 0.4)])
-def test_forecast_rejects_partial_steps(t0, t1):
+def test_integrate_rejects_partial_steps(t0, t1):
     with pytest.raises(InputError, match=rf"t1 - t0 = {t1} - {t0} is not a non-negative whole number of steps dt = 0.05"):
-        Lorenz96().forecast(np.zeros(40), t0, t1)
+        Lorenz96().integrate(np.zeros(40), t0, t1)
 
 
-def test_forecast_rejects_wrong_length():
+def test_integrate_rejects_wrong_length():
     with pytest.raises(InputError, match=r"x must have shape \(40,\) or \(40, N\), got \(39,\)"):
-        Lorenz96().forecast(np.zeros(39), 0.0, 0.05)
+        Lorenz96().integrate(np.zeros(39), 0.0, 0.05)
 
 
 @pytest.mark.parametrize("kwargs, key", [(dict(n=3), "n"), (dict(F=np.inf), "F"), (dict(dt=0.0), "dt"),
@@ -105,3 +105,18 @@ def test_forecast_rejects_wrong_length():
 def test_lorenz96_rejects_bad_options(kwargs, key):
     with pytest.raises(ConfigError, match=f"Lorenz96: {key} must"):
         Lorenz96(**kwargs)
+
+
+def test_lorenz96_model_protocol_forecasts_states_in_place():
+    from fdassim.models.base import check_model
+
+    model = Lorenz96()
+    check_model(model)
+    state = model.new_state()
+    model.initial_state(state, np.random.default_rng(4))
+    x0 = state["x"].copy()
+    # draws centre on the attractor point with the model's spread
+    assert 0.5 * model.spread < np.std(x0 - model.initial_condition(seed=model.seed)) < 2 * model.spread
+    out = model.forecast(state, 0.0, 0.1)
+    assert out is state
+    np.testing.assert_array_equal(state["x"], model.integrate(x0, 0.0, 0.1))
