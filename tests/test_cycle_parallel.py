@@ -1,0 +1,80 @@
+"""The cycle on 2 ranks gives the serial answer: bitwise when only the member split changes,
+to 1e-12 when a member's mesh is split over both ranks.
+
+==========================  =======  ===================  ================================
+run                          groups   ranks per member     members per rank
+==========================  =======  ===================  ================================
+serial (each rank, alone)    1        1                    all N (+ truth)
+members split                2        1                    N/2 (+ truth on one)
+mesh split                   1        2                    all, each over both ranks
+==========================  =======  ===================  ================================
+"""
+
+import numpy as np
+import pytest
+
+firedrake = pytest.importorskip("firedrake", reason="the Firedrake stack is not installed (make install)")
+from mpi4py import MPI  # noqa: E402
+
+from conftest import read_store, run_twin, sort_by_coordinates  # noqa: E402
+
+
+def _paths(tmp_path_factory, name):
+    comm = MPI.COMM_WORLD
+    base = comm.bcast(str(tmp_path_factory.mktemp(name)) if comm.rank == 0 else None)
+    return f"{base}/world.h5", f"{base}/serial-{comm.rank}.h5"
+
+
+def _lorenz96_run(path, comm):
+    from fdassim.analysis.base import ObsError
+    from fdassim.analysis.enkf import EnKF
+    from fdassim.inflation import Multiplicative
+    from fdassim.models.lorenz96 import Lorenz96
+    from fdassim.observations import Observations, Subset
+
+    model = Lorenz96()
+    obs = Observations(Subset(tuple(range(0, 40, 2))), ObsError.from_std(1.0), model.coords[::2, None])
+    return run_twin(model, EnKF(), path, comm=comm, N=9, cycles=12, interval=0.05, observations=obs,
+                    inflation=Multiplicative(1.05))
+
+
+@pytest.mark.parallel(nprocs=2)
+def test_cycle_lorenz96_members_split_is_bitwise_serial(tmp_path_factory):
+    world, serial = _paths(tmp_path_factory, "l96")
+    _lorenz96_run(world, MPI.COMM_WORLD)
+    _lorenz96_run(serial, MPI.COMM_SELF)
+    a, b = read_store(world), read_store(serial)
+    for key in ("ensemble/analysis/x", "ensemble/forecast/x", "truth/x", "observations/y"):
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def _heat_run(path, comm, ranks_per_member=1):
+    from fdassim.analysis.etkf import ETKF
+    from fdassim.models.heat import Heat
+
+    return run_twin(Heat(), ETKF(), path, comm=comm, N=7, cycles=3, ranks_per_member=ranks_per_member)
+
+
+@pytest.mark.parallel(nprocs=2)
+def test_cycle_heat_members_split_is_bitwise_serial(tmp_path_factory):
+    world, serial = _paths(tmp_path_factory, "heat")
+    _heat_run(world, MPI.COMM_WORLD)
+    _heat_run(serial, MPI.COMM_SELF)
+    a, b = read_store(world), read_store(serial)
+    for key in ("ensemble/analysis/temperature", "ensemble/analysis/source", "truth/source", "observations/y"):
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+@pytest.mark.parallel(nprocs=2)
+def test_cycle_heat_mesh_split_agrees_with_serial(tmp_path_factory):
+    world, serial = _paths(tmp_path_factory, "heatmesh")
+    _heat_run(world, MPI.COMM_WORLD, ranks_per_member=2)
+    _heat_run(serial, MPI.COMM_SELF)
+    a, b = read_store(world), read_store(serial)
+    for field in ("temperature", "source"):
+        ca, cb = a[f"coordinates/{field}"], b[f"coordinates/{field}"]
+        np.testing.assert_allclose(sort_by_coordinates(ca, ca), sort_by_coordinates(cb, cb), atol=1e-14)
+        for k in range(a[f"ensemble/analysis/{field}"].shape[0]):
+            xa = sort_by_coordinates(a[f"ensemble/analysis/{field}"][k], ca)
+            xb = sort_by_coordinates(b[f"ensemble/analysis/{field}"][k], cb)
+            np.testing.assert_allclose(xa, xb, rtol=1e-12, atol=1e-12 * np.abs(xb).max())
