@@ -86,8 +86,9 @@ class Store:
     is collective over ``comm`` (all ranks call it).
     """
 
-    def __init__(self, path: str, comm, ensemble, n_cycles: int):
+    def __init__(self, path: str, comm, ensemble, n_cycles: int, h5=None):
         self.path = path
+        self._h5 = h5  # open for writing while the run goes on (see close)
         self.comm = comm
         self.ens = ensemble
         self.n_cycles = n_cycles
@@ -103,6 +104,14 @@ class Store:
             else:
                 self._fields.append(_FieldRows(f.name, 0, 0, 0))
         self._row0 = L.offset + rs.start  # global row of this block in the restart slots
+        self._datasets: dict = {}
+        self._store_ens = bool(h5.attrs["store_ensembles"]) if h5 is not None else False
+
+    def _dataset(self, name: str):
+        d = self._datasets.get(name)
+        if d is None:
+            d = self._datasets[name] = self._h5[name]
+        return d
 
     # -- creating and opening --------------------------------------------------------------
     @classmethod
@@ -155,7 +164,7 @@ class Store:
         if comm.rank == 0:
             os.replace(tmp, path)
         comm.Barrier()
-        return cls(path, comm, ensemble, K)
+        return cls(path, comm, ensemble, K, _open(path, "r+", comm))
 
     @classmethod
     def open(cls, path: str, ensemble) -> "Store":
@@ -178,23 +187,36 @@ class Store:
         expect = {"format_version": FORMAT_VERSION, "n_members": ensemble.size, "has_truth": ensemble.has_truth,
                   "fields": json.dumps([f.name for f in L.fields])}
         for key, want in expect.items():
-            if a.get(key) != want and not (isinstance(want, bool) and bool(a.get(key)) == want):
-                raise ConfigError(f"cannot restart from {path!r}: its {key} is {a.get(key)!r}, this run has {want!r}")
+            got = a.get(key)
+            got = got.item() if hasattr(got, "item") else got  # numpy scalar -> Python
+            if (bool(got) if isinstance(want, bool) else got) != want:
+                raise ConfigError(f"cannot restart from {path!r}: its {key} is {got!r}, this run has {want!r}")
         if n_slot != (L.n_global, ensemble.n_total):
             raise ConfigError(f"cannot restart from {path!r}: it holds states of shape {n_slot}, this run "
                               f"has {(L.n_global, ensemble.n_total)} (same mesh and ranks per member needed)")
-        return cls(path, comm, ensemble, K)
+        return cls(path, comm, ensemble, K, _open(path, "r+", comm))
+
+    def close(self) -> None:
+        """Close the file (collective). The store stays readable with :func:`h5py.File`."""
+        if self._h5 is not None:
+            self._h5.close()
+            self._h5 = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     # -- the cycle's writes --------------------------------------------------------------------
     def completed(self) -> int:
         """Number of completed cycles."""
-        with _open(self.path, "r", self.comm) as h5:
-            return int(h5["completed"][()])
+        return int(self._h5["completed"][()])
 
     def write_init_time(self, seconds: float) -> None:
-        with _open(self.path, "r+", self.comm) as h5:
-            if self.comm.rank == 0:
-                h5["timing/init"][()] = seconds
+        if self.comm.rank == 0:
+            self._h5["timing/init"][()] = seconds
+        self._h5.flush()
 
     def write_cycle(self, k: int, forecast: np.ndarray, analysis: np.ndarray, state: np.ndarray,
                     y: np.ndarray, diagnostics: dict[str, float], timing: list[float],
@@ -216,37 +238,36 @@ class Store:
             (a ``time.perf_counter()`` value) to just before the commit.
         """
         N = self.ens.size
-        with _open(self.path, "r+", self.comm) as h5:
-            store_ens = bool(h5.attrs["store_ensembles"])
-            for fr in self._fields:
-                if fr.hi == fr.lo:
-                    continue
-                g = slice(fr.g0, fr.g0 + fr.hi - fr.lo)
-                for kind, X in (("forecast", forecast), ("analysis", analysis)):
-                    part = X[fr.lo:fr.hi, :N]
-                    if store_ens:
-                        h5[f"ensemble/{kind}/{fr.name}"][k, g, :] = part
-                    h5[f"mean/{kind}/{fr.name}"][k, g] = part.mean(axis=1)
-                if self.ens.has_truth:
-                    h5[f"truth/{fr.name}"][k, g] = state[fr.lo:fr.hi, N]
-            faults.point("write", k)
-            nb = state.shape[0]
-            if nb:
-                h5[f"restart/slot{k % 2}"][self._row0:self._row0 + nb, :] = state
-            if self.comm.rank == 0:
-                h5["observations/y"][k, :] = y
-                for name in DIAGNOSTICS:
-                    h5[f"diagnostics/{name}"][k] = diagnostics.get(name, np.nan)
-                io = time.perf_counter() - io_start if io_start is not None else np.nan
-                h5["timing/cycle"][k, :] = list(timing)[:2] + [io]
+        h5 = self._dataset  # cached dataset objects: a name lookup costs more than a small write
+        store_ens = self._store_ens
+        for fr in self._fields:
+            if fr.hi == fr.lo:
+                continue
+            g = slice(fr.g0, fr.g0 + fr.hi - fr.lo)
+            for kind, X in (("forecast", forecast), ("analysis", analysis)):
+                part = X[fr.lo:fr.hi, :N]
+                if store_ens:
+                    h5(f"ensemble/{kind}/{fr.name}")[k, g, :] = part
+                h5(f"mean/{kind}/{fr.name}")[k, g] = part.mean(axis=1)
+            if self.ens.has_truth:
+                h5(f"truth/{fr.name}")[k, g] = state[fr.lo:fr.hi, N]
+        faults.point("write", k)
+        nb = state.shape[0]
+        if nb:
+            h5(f"restart/slot{k % 2}")[self._row0:self._row0 + nb, :] = state
+        if self.comm.rank == 0:
+            h5("observations/y")[k, :] = y
+            for name in DIAGNOSTICS:
+                h5(f"diagnostics/{name}")[k] = diagnostics.get(name, np.nan)
+            io = time.perf_counter() - io_start if io_start is not None else np.nan
+            h5("timing/cycle")[k, :] = list(timing)[:2] + [io]
         # the commit point: only once every rank's data is in the file
-        self.comm.Barrier()
-        with _open(self.path, "r+", self.comm) as h5:
-            if self.comm.rank == 0:
-                h5["completed"][()] = k + 1
+        self._h5.flush()
+        if self.comm.rank == 0:
+            h5("completed")[()] = k + 1
+        self._h5.flush()
 
     def read_state(self, k: int) -> np.ndarray:
         """This rank's rows of the state after cycle ``k`` (``(nb, n_total)``)."""
         nb = self.ens.row_slice.stop - self.ens.row_slice.start
-        with _open(self.path, "r", self.comm) as h5:
-            return h5[f"restart/slot{k % 2}"][self._row0:self._row0 + nb, :]
+        return self._h5[f"restart/slot{k % 2}"][self._row0:self._row0 + nb, :]

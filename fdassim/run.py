@@ -101,8 +101,10 @@ def run(settings: Settings, config_text: str = "", restart: bool = False, comm=N
             restart = False
     if store is None:
         store = Store.create(path, ensemble, times, m, config_text, settings.output.store_ensembles)
-    result = assimilate(ensemble, settings.make_scheme(), observations, times, seed=r.seed,
-                        inflation=settings.make_inflation(), store=store, restart=restart, progress=r.progress)
+    with store:
+        result = assimilate(ensemble, settings.make_scheme(), observations, times, seed=r.seed,
+                            inflation=settings.make_inflation(), store=store, restart=restart,
+                            progress=r.progress)
     if rank0:
         s = result.summary(burn_in=min(r.cycles // 10, 100))
         print(f"fdassim: {settings.filter.scheme} on {settings.model.name}, N = {e.size}, "

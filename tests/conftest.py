@@ -21,9 +21,9 @@ def run_twin(model, scheme, path, *, comm, N=12, cycles=4, interval=0.2, ranks_p
         observations = Observations(PointValues("temperature", HEAT_POINTS), ObsError.from_std(0.1), HEAT_POINTS)
     times = interval * np.arange(cycles + 1)
     m = ens.observe(observations.operator).shape[0]
-    store = Store.create(path, ens, times, m)
-    return assimilate(ens, scheme, observations, times, seed=seed, store=store, inflation=inflation,
-                      progress=False)
+    with Store.create(path, ens, times, m) as store:
+        return assimilate(ens, scheme, observations, times, seed=seed, store=store, inflation=inflation,
+                          progress=False)
 
 
 def read_store(path, names=("ensemble/analysis", "ensemble/forecast", "truth", "observations", "coordinates",

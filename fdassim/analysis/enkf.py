@@ -77,6 +77,7 @@ __all__ = [
     "random_perturbations",
     "gaussian_correlation",
     "correlated_perturbations",
+    "correlated_factor",
     "project_onto_ensemble",
     "truncated_svd",
     "enkf_transform",
@@ -85,6 +86,9 @@ __all__ = [
 
 #: Stream of :meth:`AnalysisContext.rng` reserved for the EnKF observation perturbations.
 PERTURBATION_STREAM = 1
+
+#: Truncation of the ``ENSEMBLE`` form's pseudo-inverse when ``EnKF.truncation`` is ``None``.
+_DEFAULT_TRUNCATION = 0.999
 
 #: Nuggets tried, in turn, to make a Gaussian correlation matrix numerically positive definite.
 _NUGGETS = (0.0, 1e-12, 1e-10, 1e-8, 1e-6)
@@ -271,7 +275,7 @@ def truncated_svd(C: np.ndarray, truncation: float) -> tuple[np.ndarray, np.ndar
 
 def enkf_transform(Y: np.ndarray, y: np.ndarray, E: np.ndarray, R: ObsError | None = None,
                    truncation: float = 0.999) -> np.ndarray:
-    r"""The stochastic EnKF transform :math:`X5` for given perturbations ``E`` (Evensen 2003).
+    r"""The ``ENSEMBLE``-form transform :math:`X5` for given perturbations ``E`` (Evensen 2003).
 
     .. math::
         S = Y - \bar{Y} 1^T, \quad D' = y 1^T + E - Y, \quad C = S + E, \quad
@@ -314,6 +318,54 @@ def enkf_transform(Y: np.ndarray, y: np.ndarray, E: np.ndarray, R: ObsError | No
     return np.eye(N) + S.T @ (U @ ((U.T @ Dp) / s[:, None] ** 2))  # X5 = I + S^T (CC^T)^+ D'
 
 
+def enkf_exact_transform(Y: np.ndarray, y: np.ndarray, E: np.ndarray, R: ObsError) -> np.ndarray:
+    r"""The ``EXACT``-form transform :math:`X5` for given perturbations ``E`` and the prescribed ``R``.
+
+    .. math::
+        X5 = I_N + S^T (S S^T + N_1 R)^{-1} D'
+           = I_N + (\tilde S^T \tilde S + N_1 I_N)^{-1} \tilde S^T \tilde D',
+        \qquad \tilde S = R^{-1/2} S, \quad \tilde D' = R^{-1/2} D',
+
+    with :math:`D' = y 1^T + E - Y`: in state space, :math:`x^a_i = x_i + K (y + e_i -
+    H(x_i))` with the gain :math:`K = A S^T (S S^T + N_1 R)^{-1}` of the sample covariance
+    (Burgers et al. 1998; Houtekamer & Mitchell 1998). The system, symmetric positive
+    definite with eigenvalues :math:`\ge N_1`, is solved by Cholesky in ensemble space
+    (``N x N``) when ``N <= m`` and in whitened observation space (``m x m``, the first
+    form) otherwise. ``E`` is used as given (it is not centred here).
+
+    Parameters
+    ----------
+    Y
+        ``(m, N)`` predicted observations.
+    y
+        ``(m,)`` observations.
+    E
+        ``(m, N)`` observation perturbations.
+    R
+        The observation-error covariance the perturbations sample.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, N)`` transform, :math:`X^a = X^f X5`.
+    """
+    Y = np.asarray(Y, dtype=float)
+    E = np.asarray(E, dtype=float)
+    if E.shape != Y.shape:
+        raise ObservationError(f"perturbations E have shape {E.shape} but Y has shape {Y.shape}")
+    m, N = Y.shape
+    R = R.expand(m)
+    St = R.whiten(Y - Y.mean(axis=1, keepdims=True))  # S~ = R^{-1/2} S
+    Dt = R.whiten(np.asarray(y, dtype=float)[:, None] + E - Y)  # D~' = R^{-1/2} (D - Y)
+    if N <= m:  # (S~^T S~ + N1 I_N)^{-1} S~^T D~'
+        G = St.T @ St
+        G[np.diag_indices(N)] += N - 1
+        return np.eye(N) + cho_solve(cho_factor(G), St.T @ Dt)
+    G = St @ St.T  # S~^T (S~ S~^T + N1 I_m)^{-1} D~'
+    G[np.diag_indices(m)] += N - 1
+    return np.eye(N) + St.T @ cho_solve(cho_factor(G), Dt)
+
+
 def _check_real(name: str, value, lo: float, hi: float, lo_open: bool = True) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
             or not math.isfinite(value) or (value <= lo if lo_open else value < lo) or value > hi:
@@ -324,45 +376,73 @@ def _check_real(name: str, value, lo: float, hi: float, lo_open: bool = True) ->
 
 @dataclass(frozen=True)
 class EnKF(Scheme):
-    r"""The stochastic (perturbed-observation) EnKF of Evensen (2003), as a transform.
+    r"""The stochastic (perturbed-observation) EnKF, as a transform.
 
     Parameters
     ----------
     innovations
         How the perturbations ``E`` are drawn, see :class:`Innovations`.
+    covariance
+        The innovation covariance of the gain, see :class:`InnovationCovariance`: ``EXACT``
+        (default), :math:`S S^T + N_1 R` with the prescribed ``R`` (Burgers et al. 1998), or
+        ``ENSEMBLE``, :math:`(S + E)(S + E)^T` (Evensen 2003), biased at moderate ``N``.
     project
         Project the perturbations onto the subspace spanned by ``S`` (Evensen 2004), see
-        :func:`project_onto_ensemble`; applies to either strategy.
+        :func:`project_onto_ensemble`; applies to either strategy. Only with
+        ``covariance=ENSEMBLE``: the ``EXACT`` gain :math:`S^T (\cdot)^{-1}` already
+        ignores the part of ``E`` outside that subspace (in the :math:`R^{-1}` metric).
     correlation_length
         Length ``L`` of the Gaussian correlation, in the units of ``context.obs_coords``;
         required with ``Innovations.CORRELATED``, not allowed with ``RANDOM``.
     truncation
         Fraction of the variance of :math:`C = S + E` kept in :math:`(C C^T)^+`, in
-        ``(0, 1]``. The default 0.999 drops only numerically negligible directions (Evensen
-        2004 uses 0.99-0.999); ``1.0`` keeps every direction above round-off.
+        ``(0, 1]``; only with ``covariance=ENSEMBLE`` (the ``EXACT`` system is positive
+        definite and solved exactly). ``None`` (default) means 0.999 there, which drops
+        only numerically negligible directions (Evensen 2004 uses 0.99-0.999); ``1.0``
+        keeps every direction above round-off.
 
     Raises
     ------
     ConfigError
-        For an option of the wrong type or out of range.
+        For an option of the wrong type or out of range, or ``project``/``truncation``
+        with ``covariance=EXACT``.
 
     Examples
     --------
     >>> scheme = EnKF(innovations=Innovations.CORRELATED, correlation_length=5e3)
+    >>> evensen = EnKF(covariance=InnovationCovariance.ENSEMBLE, project=True, truncation=0.99)
     """
 
     innovations: Innovations = Innovations.RANDOM
+    covariance: InnovationCovariance = InnovationCovariance.EXACT
     project: bool = False
     correlation_length: float | None = None
-    truncation: float = 0.999
+    truncation: float | None = None
 
     def __post_init__(self):
         if not isinstance(self.innovations, Innovations):
             allowed = ", ".join(f"Innovations.{v.name}" for v in Innovations)
             raise ConfigError(f"innovations must be one of {allowed}, got {self.innovations!r}")
+        if not isinstance(self.covariance, InnovationCovariance):
+            allowed = ", ".join(f"InnovationCovariance.{v.name}" for v in InnovationCovariance)
+            raise ConfigError(f"covariance must be one of {allowed}, got {self.covariance!r}")
         if not isinstance(self.project, (bool, np.bool_)):
             raise ConfigError(f"project must be True or False, got {self.project!r}")
-        _check_real("truncation", self.truncation, 0.0, 1.0)
+        if self.covariance is InnovationCovariance.EXACT:
+            if self.truncation is not None:
+                raise ConfigError(
+                    f"truncation={self.truncation!r} is only used with covariance=InnovationCovariance.ENSEMBLE "
+                    f"(the pseudo-inverse of (S+E)(S+E)^T); covariance=InnovationCovariance.EXACT solves "
+                    f"S S^T + (N-1) R exactly"
+                )
+            if self.project:
+                raise ConfigError(
+                    "project=True is only used with covariance=InnovationCovariance.ENSEMBLE: with "
+                    "covariance=InnovationCovariance.EXACT the gain ignores the part of E outside the "
+                    "ensemble subspace, so the projection would change nothing"
+                )
+        elif self.truncation is not None:
+            _check_real("truncation", self.truncation, 0.0, 1.0)
         if self.innovations is Innovations.CORRELATED:
             if self.correlation_length is None:
                 raise ConfigError("correlation_length is required with innovations=Innovations.CORRELATED")
@@ -375,9 +455,13 @@ class EnKF(Scheme):
 
     def perturbations(self, Y: np.ndarray, R: ObsError, context: AnalysisContext) -> np.ndarray:
         """The centred ``(m, N)`` perturbations ``E`` this scheme uses for ``Y``."""
+        return self._draw(Y, R, context)[0]
+
+    def _draw(self, Y: np.ndarray, R: ObsError, context: AnalysisContext) -> tuple[np.ndarray, ObsError]:
+        """``E`` and the covariance it samples (``R``, or :math:`R_c` for ``CORRELATED`` with ``EXACT``)."""
         m, N = Y.shape
         if self.innovations is Innovations.RANDOM:
-            E = random_perturbations(R, N, context)
+            E, sampled = random_perturbations(R, N, context), R
         else:
             if context.obs_coords is None:
                 raise ObservationError(
@@ -390,12 +474,19 @@ class EnKF(Scheme):
                     f"context.obs_coords must be finite with one row per observation ({m}), "
                     f"got shape {coords.shape}"
                 )
-            E = correlated_perturbations(coords, np.sqrt(R.variances()), self.correlation_length, N, context)
+            F = correlated_factor(coords, np.sqrt(R.variances()), self.correlation_length)
+            E, sampled = _centre(F @ draw_standard_normal(m, range(N), context)), R
+            if self.covariance is InnovationCovariance.EXACT:
+                Rc = F @ F.T
+                sampled = ObsError.full(0.5 * (Rc + Rc.T))  # R_c = F F^T, the covariance of E
         if self.project:
             E = project_onto_ensemble(E, Y - Y.mean(axis=1, keepdims=True), R)
-        return E
+        return E, sampled
 
     def prepare(self, Y: np.ndarray, y: np.ndarray, R: ObsError, context: AnalysisContext) -> TransformUpdate:
         Y, y, R = check_observations(Y, y, R)
-        E = self.perturbations(Y, R, context)
-        return TransformUpdate(enkf_transform(Y, y, E, R, self.truncation))
+        E, sampled = self._draw(Y, R, context)
+        if self.covariance is InnovationCovariance.EXACT:
+            return TransformUpdate(enkf_exact_transform(Y, y, E, sampled))
+        truncation = _DEFAULT_TRUNCATION if self.truncation is None else self.truncation
+        return TransformUpdate(enkf_transform(Y, y, E, R, truncation))
