@@ -1,8 +1,63 @@
 """fdassim: Firedrake-native ensemble data assimilation for ice-sheet models.
 
-Importing :mod:`fdassim` is cheap and has no side effects: it does not import Firedrake or
-PETSc. The analysis maths lives in :mod:`fdassim.analysis`; the Firedrake ensemble and the
-assimilation cycle import Firedrake when they are used.
+Importing :mod:`fdassim` is cheap and has no side effects: Firedrake and PETSc are imported
+only when a name that needs them is first used. The analysis maths lives in
+:mod:`fdassim.analysis` (pure numpy); the distributed ensemble in :mod:`fdassim.ensemble`;
+the cycle in :mod:`fdassim.cycle`.
+
+The names a script needs::
+
+    import fdassim
+    ensemble = fdassim.Ensemble(model, size=20, truth=True)
+    observations = fdassim.Observations(fdassim.PointValues("thickness", points),
+                                        fdassim.ObsError.from_std(5.0), points)
+    with fdassim.Store.create("run.h5", ensemble, times, m=len(points)) as store:
+        result = fdassim.assimilate(ensemble, fdassim.ETKF(), observations, times, seed=1,
+                                    store=store)
 """
 
+import importlib
+
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "Ensemble": "fdassim.ensemble",
+    "assimilate": "fdassim.cycle",
+    "CycleResult": "fdassim.cycle",
+    "Store": "fdassim.io",
+    "Observations": "fdassim.observations",
+    "Identity": "fdassim.observations",
+    "Subset": "fdassim.observations",
+    "PointValues": "fdassim.pointobs",
+    "FieldSpec": "fdassim.layout",
+    "ObsError": "fdassim.analysis.base",
+    "AnalysisContext": "fdassim.analysis.base",
+    "EnKF": "fdassim.analysis.enkf",
+    "ETKF": "fdassim.analysis.etkf",
+    "EnSRF": "fdassim.analysis.ensrf",
+    "DEnKF": "fdassim.analysis.denkf",
+    "EnKFN": "fdassim.analysis.enkf_n",
+    "LocalizedEnKF": "fdassim.analysis.lenkf",
+    "RegressionFilter": "fdassim.analysis.regression",
+    "Localization": "fdassim.analysis.localization",
+    "Multiplicative": "fdassim.inflation",
+    "Additive": "fdassim.inflation",
+    "RTPS": "fdassim.inflation",
+    "RTPP": "fdassim.inflation",
+    "MemberFailure": "fdassim.errors",
+    "ConfigError": "fdassim.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'fdassim' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

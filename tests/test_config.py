@@ -62,6 +62,12 @@ def test_config_good_settings_build_every_object():
                  id="bad-inflation-value"),
     pytest.param("inflation", [{"multiplikative": {"lam": 1.1}}], r"inflation\[0\]: 'multiplikative' is not known",
                  id="unknown-inflation"),
+    pytest.param("filter", {"scheme": "enkf", "options": {"covariance": "exakt"}},
+                 r"filter.options.covariance: 'exakt' is not allowed; choose one of 'exact', 'ensemble'",
+                 id="unknown-enum-value"),
+    pytest.param("filter", {"scheme": "enkf", "options": {"covariance": "exact", "truncation": 0.99}},
+                 r"filter.options: truncation=0.99 is only used with covariance=InnovationCovariance.ENSEMBLE",
+                 id="option-not-used"),
 ])
 def test_config_bad_settings_name_the_key(path, value, match):
     with pytest.raises(ConfigError, match=match):
@@ -71,6 +77,17 @@ def test_config_bad_settings_name_the_key(path, value, match):
 def test_config_enum_option_lists_allowed_values():
     with pytest.raises(ConfigError, match=r"filter.options.innovations: 'randm' is not allowed; choose one of"):
         parse(changed("filter", {"scheme": "enkf", "options": {"innovations": "randm"}}))
+
+
+@pytest.mark.parametrize("options, covariance, truncation", [
+    pytest.param({}, "EXACT", None, id="default"),
+    pytest.param({"covariance": "exact"}, "EXACT", None, id="value"),
+    pytest.param({"covariance": "ENSEMBLE", "truncation": 0.99}, "ENSEMBLE", 0.99, id="name"),
+    pytest.param({"covariance": "ensemble", "project": True, "truncation": 1}, "ENSEMBLE", 1.0, id="int-truncation"),
+])
+def test_config_enkf_covariance_option(options, covariance, truncation):
+    scheme = parse(changed("filter", {"scheme": "enkf", "options": options})).make_scheme()
+    assert scheme.covariance.name == covariance and scheme.truncation == truncation
 
 
 def test_config_load_reads_yaml_and_reports_bad_yaml(tmp_path):

@@ -50,6 +50,10 @@ implementation. Ocean Dynamics 53, 343-367. https://doi.org/10.1007/s10236-003-0
 Evensen, G. (2004). Sampling strategies and square root analysis schemes for the EnKF.
 Ocean Dynamics 54, 539-560. https://doi.org/10.1007/s10236-004-0099-2
 
+Sakov, P. and Oke, P. R. (2008). A deterministic formulation of the ensemble Kalman filter:
+an alternative to ensemble square root filters. Tellus A 60, 361-371.
+https://doi.org/10.1111/j.1600-0870.2007.00299.x
+
 Kyanjo, B., Mayo, T. L. and Robel, A. A. (2026). The Ice Sheet State and Parameter Estimator
 (ICESEE) Library (v1.0.0): Ensemble Kalman Filtering for Ice Sheet Models.
 https://doi.org/10.48550/arXiv.2603.26947
@@ -132,11 +136,31 @@ class InnovationCovariance(enum.Enum):
         2004; :func:`enkf_transform`): :math:`R` is represented by ``E E^T / N_1`` and the
         cross terms :math:`S E^T + E S^T` are kept. They vanish only as ``N`` grows
         relative to the rank of the observation space, and bias the analysis spread
-        upward meanwhile. Measured for ``n = m = 40``, ``H = I``, prior std 2, ``R = I``
-        (Kalman posterior std 0.894), mean over 4 seeds: {BIAS_TABLE}
-        It is appropriate when ``N`` is large relative to the number of independent
-        observations, or with projection and truncation (``project=True``,
-        ``truncation`` 0.99-0.999) as Evensen (2004) proposes. {L96_NOTE}
+        upward meanwhile. Analysis spread measured for ``n = m = 40``, ``H = I``, prior std 2,
+        ``R = I`` (Kalman: 0.894), mean of 4 seeds, priors of exact sample covariance (of
+        random samples in brackets; the exact form's low bias there is the usual one of a
+        sampled gain):
+
+        ======  ===============  ===============
+        N       EXACT            ENSEMBLE
+        ======  ===============  ===============
+        40      (0.789)          (6.3)
+        80      0.895 (0.848)    1.77 (2.09)
+        120     0.896 (0.867)    1.44 (1.49)
+        1000    0.894 (0.890)    0.935 (0.931)
+        5000    0.894 (0.893)    0.901 (0.901)
+        ======  ===============  ===============
+
+        It is appropriate when ``N`` is large relative to the rank of the observation space
+        (here ``N >= 1000`` for a bias under 5 %), or with projection and truncation
+        (``project=True``, ``truncation`` 0.99-0.999) as Evensen (2004) proposes for
+        ``N`` below that rank. These help only partly here: with both (``truncation=0.99``),
+        random priors give 2.11 at ``N = 40``, 1.67 at 80 and 1.36 at 120 (projection
+        changes nothing once ``m < N``). On the Lorenz-96 twin of Sakov & Oke (2008) (``n = m = 40``,
+        ``H = I``, ``R = I``) it diverged to NaN within 10 cycles at ``N = 40`` (inflation
+        1.06; within 400 with ``truncation=0.99``) and within 120 at ``N = 100, 120``; with
+        inflation 1.04 it tracked the truth at ``N = 150`` and 200 (RMSE 0.228 and 0.218 over
+        3000 cycles), where ``EXACT`` reaches 0.216 at ``N = 40``.
     """
 
     EXACT = "exact"
