@@ -15,7 +15,7 @@
 # Every step prints what it does and how long it took; a failed step stops with its name and
 # the tail of its log. The PETSc build and the wheels are keyed by versions and configure
 # options, so a second install on the same machine (a fresh clone, CI) reuses them.
-set -euo pipefail
+set -Eeuo pipefail  # -E: the ERR trap also fires inside functions
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -154,6 +154,7 @@ build_wheel() {  # name spec [extra pip args]
     run "${PIP[@]}" wheel --no-deps --no-build-isolation "$@" -w "$WHEELHOUSE.tmp" "$spec"
     mkdir -p "$WHEELHOUSE"
     mv "$WHEELHOUSE.tmp"/"$name"-*.whl "$WHEELHOUSE"/
+    rm -rf "$WHEELHOUSE.tmp"
     end
   fi
 }
@@ -175,8 +176,18 @@ end
 # 5. Icepack (never from the registry: that name belongs to an unrelated archiver) --------
 ICEPACK_COMMIT="$(meta icepack-commit)"
 if [ -z "${ICEPACK_SOURCE:-}" ]; then
+  # the archive beside the checkout (../shared/third_party), else the copy cached by an
+  # earlier install, else the public repository
   ARCHIVE="$(meta icepack-archive)"
-  if [ -f "$ROOT/$ARCHIVE" ]; then ICEPACK_SOURCE="$ROOT/$ARCHIVE"; else ICEPACK_SOURCE="$(meta icepack-url)"; fi
+  CACHED="$CACHE/$(basename "$ARCHIVE")"
+  if [ -f "$ROOT/$ARCHIVE" ]; then
+    ICEPACK_SOURCE="$ROOT/$ARCHIVE"
+    cmp -s "$ICEPACK_SOURCE" "$CACHED" || cp "$ICEPACK_SOURCE" "$CACHED"
+  elif [ -f "$CACHED" ]; then
+    ICEPACK_SOURCE="$CACHED"
+  else
+    ICEPACK_SOURCE="$(meta icepack-url)"
+  fi
 fi
 if "$VENV/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(0 if m.distribution("icepack").read_text("direct_url.json") and m.version("icepack") else 1)' 2>/dev/null \
    && [ -f "$VENV/.icepack-source" ] && [ "$(cat "$VENV/.icepack-source")" = "$ICEPACK_SOURCE" ]; then
