@@ -6,7 +6,7 @@ import pytest
 firedrake = pytest.importorskip("firedrake", reason="the Firedrake stack is not installed (make install)")
 from mpi4py import MPI  # noqa: E402
 
-from conftest import read_store, run_twin  # noqa: E402
+from helpers import read_store, run_twin  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def test_cycle_analysis_equals_scheme_on_stored_arrays(heat_run):
     from fdassim.analysis.base import AnalysisContext, ObsError, Rows
     from fdassim.analysis.enkf import EnKF
     from fdassim.pointobs import PointValues
-    from conftest import HEAT_POINTS
+    from helpers import HEAT_POINTS
 
     _, d = heat_run
     Xf = np.concatenate([d["ensemble/forecast/temperature"], d["ensemble/forecast/source"]], axis=1)

@@ -16,7 +16,7 @@ import pytest
 firedrake = pytest.importorskip("firedrake", reason="the Firedrake stack is not installed (make install)")
 from mpi4py import MPI  # noqa: E402
 
-from conftest import read_store, run_twin, sort_by_coordinates  # noqa: E402
+from helpers import read_store, run_twin, sort_by_coordinates  # noqa: E402
 
 
 def _paths(tmp_path_factory, name):

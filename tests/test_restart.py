@@ -12,7 +12,7 @@ import yaml
 
 pytest.importorskip("firedrake", reason="the Firedrake stack is not installed (make install)")
 
-from conftest import HEAT_POINTS, read_store  # noqa: E402
+from helpers import HEAT_POINTS, read_store  # noqa: E402
 
 L96 = {
     "model": {"name": "lorenz96"},

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from conftest import make_lingauss
+from lingauss import make_lingauss
 from fdassim.analysis import AnalysisContext, ObsError, TransformUpdate
 from fdassim.analysis.denkf import DEnKF, denkf_transform
 

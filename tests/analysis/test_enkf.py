@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 from scipy.linalg import null_space
 
-from conftest import exact_ensemble, make_lingauss
+from lingauss import exact_ensemble, make_lingauss
 from fdassim.analysis import AnalysisContext, ObsError, TransformUpdate, kalman_analysis
 from fdassim.analysis.enkf import (PERTURBATION_STREAM, EnKF, InnovationCovariance, Innovations,
-                                   draw_standard_normal, enkf_exact_transform, enkf_transform,
-                                   gaussian_correlation, project_onto_ensemble, truncated_svd)
+                                   correlated_obs_error, draw_standard_normal, enkf_exact_transform,
+                                   enkf_transform, gaussian_correlation, project_onto_ensemble,
+                                   truncated_svd)
 from fdassim.errors import ConfigError, ObservationError
 
 N_LARGE = 2000
@@ -36,11 +37,8 @@ def anomalies(M):
 @pytest.mark.parametrize("n, m, N", [(5, 3, 12), (4, 12, 6), (4, 6, 6)], ids=["m<N", "m>N", "m=N"])
 @pytest.mark.parametrize("full_R", [False, True], ids=["diagR", "fullR"])
 def test_enkf_exact_matches_textbook_update(n, m, N, full_R):
-    """x_i + K (y + e_i - H x_i) with K = A S^T (S S^T + N1 R)^-1 and the exact R, to round-off.
-
-    Covers both solves: m x m in whitened observation space (m < N) and N x N in ensemble
-    space (m >= N).
-    """
+    """x_i + K (y + e_i - H x_i) with K = A S^T (S S^T + N1 R)^-1 and the exact R, to round-off,
+    whether the thin SVD of S~ has m < N, m > N or m = N singular values."""
     lg = make_lingauss(n=n, m=m, full_R=full_R, seed=4)
     X = lg.ensemble(N, exact=False)
     Y = lg.H @ X
@@ -191,6 +189,22 @@ def test_enkf_correlated_perturbations_follow_gaussian_correlation():
     assert np.all(np.abs(E @ E.T / (N - 1) - Rc) <= 5 * se)
     np.testing.assert_allclose(E.mean(axis=1), 0, atol=1e-12)
     assert np.corrcoef(E)[0, 1] > 0.7  # neighbours half a length apart: rho = exp(-1/4) = 0.78
+
+
+def test_enkf_correlated_exact_whitens_with_rc_even_when_nearly_singular():
+    """15 points 0.07 apart with L = 0.32: R_c is numerically singular (the Cholesky needs
+    care), yet the EXACT transform, through the SVD of R_c^{-1/2} S, stays finite."""
+    coords, L = np.linspace(0.0, 1.0, 15), 0.32
+    std = np.linspace(0.5, 1.5, 15)
+    Rc = correlated_obs_error(coords, std, L)
+    assert np.linalg.cond(Rc.matrix()) > 1e10
+    Y = np.random.default_rng(1).standard_normal((15, 10))
+    y, R, ctx = np.zeros(15), ObsError.from_std(std), AnalysisContext(seed=3, obs_coords=coords)
+    scheme = EnKF(innovations=Innovations.CORRELATED, correlation_length=L)
+    W = scheme.prepare(Y, y, R, ctx).W
+    assert np.all(np.isfinite(W))
+    np.testing.assert_array_equal(W, enkf_exact_transform(Y, y, scheme.perturbations(Y, R, ctx), Rc))
+    np.testing.assert_allclose(W.sum(axis=0), 1.0, atol=1e-8)  # each member an affine combination (S~ 1 = 0)
 
 
 def test_enkf_correlated_needs_obs_coords(lingauss):

@@ -5,10 +5,11 @@ import math
 import numpy as np
 import pytest
 
-from conftest import make_lingauss
+from lingauss import make_lingauss
 from fdassim.analysis import AnalysisContext, ObsError, TransformUpdate
-from fdassim.analysis.enkf_n import EnKFN, EnKFNUpdate, enkf_n_transform, enkf_n_weights
-from fdassim.analysis.etkf import ETKF
+from fdassim.analysis.enkf_n import EnKFN, EnKFNUpdate, enkf_n_dual, enkf_n_transform, enkf_n_weights
+from fdassim.analysis.enkf_n import dual_cost as dual_cost_eig
+from fdassim.analysis.etkf import ETKF, ensemble_svd
 from fdassim.errors import ConfigError
 
 
@@ -52,9 +53,45 @@ def test_enkf_n_dual_minimum_is_global_and_a_primal_stationary_point(lingauss):
     w, _, zeta = enkf_n_weights(S, dy, lingauss.R)
     grid = np.geomspace(1e-6, N / eps, 4000)
     assert dual_cost(zeta, St, d, N, eps) <= min(dual_cost(z, St, d, N, eps) for z in grid) + 1e-12
-    assert zeta == pytest.approx(N / (eps + w @ w), rel=1e-9)  # zeta_a = N / (eps_N + |w_a|^2)
+    assert zeta == pytest.approx(N / (eps + w @ w), rel=1e-12)  # zeta_a = N / (eps_N + |w_a|^2)
     grad = -St.T @ (d - St @ w) + N * w / (eps + w @ w)  # gradient of the primal cost
     assert np.abs(grad).max() < 1e-8
+
+
+@pytest.mark.parametrize("n, m, N", [(5, 3, 8), (4, 12, 6)], ids=["m<N", "m>N"])
+def test_enkf_n_vectorised_dual_cost_matches_dense_form(n, m, N):
+    """The eigenbasis form, on an array of zeta at once, is the m x m form less 1/2 |d~|^2."""
+    lg = make_lingauss(n=n, m=m, full_R=True, seed=1)
+    St, d, S, dy = whitened(lg, lg.ensemble(N, exact=False))
+    sig, _, c = ensemble_svd(S, dy, lg.R)
+    eps = 1 + 1 / N
+    zeta = np.geomspace(1e-6, N / eps, 50)
+    ref = np.array([dual_cost(z, St, d, N, eps) for z in zeta]) - 0.5 * d @ d
+    got = dual_cost_eig(zeta, sig**2, c, N, eps)
+    assert got.shape == zeta.shape
+    np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10 * np.abs(ref).max())
+
+
+def test_enkf_n_dual_solves_the_stationarity_condition_to_round_off():
+    """zeta_a = N / (eps_N + |w(zeta_a)|^2), |w(zeta)|^2 = sum c_j^2 / (zeta + lam_j)^2, to 1e-12,
+    unless the minimum is at the bound N / eps_N, over innovations from 0 to 100 observation stds."""
+    rng = np.random.default_rng(12)
+    at_bound = 0
+    for trial in range(200):
+        m, N = int(rng.integers(1, 30)), int(rng.integers(2, 40))
+        S = rng.standard_normal((m, N)) * rng.uniform(0.01, 5.0)
+        S -= S.mean(axis=1, keepdims=True)
+        dy = rng.standard_normal(m) * rng.choice([0.0, 0.1, 1.0, 10.0, 100.0])
+        R = ObsError.diagonal(rng.uniform(0.1, 2.0, m))
+        sig, _, c = ensemble_svd(S, dy, R)
+        eps = 1 + 1 / N
+        zeta = enkf_n_dual(sig**2, c, N, eps)
+        fixed = N / (eps + np.sum(c**2 / (zeta + sig**2) ** 2))
+        if fixed >= N / eps * (1 - 1e-12) and zeta == N / eps:
+            at_bound += 1
+            continue
+        assert zeta == pytest.approx(fixed, rel=1e-12), (trial, m, N)
+    assert 0 < at_bound < 200  # both cases occur
 
 
 def test_enkf_n_anomaly_transform_is_inverse_hessian_square_root(lingauss):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import make_lingauss
+from lingauss import make_lingauss
 from fdassim.analysis import AnalysisContext, ObsError, TransformUpdate
 from fdassim.analysis.ensrf import EnSRF, ensrf_transform
 

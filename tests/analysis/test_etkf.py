@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.linalg import sqrtm
 
-from conftest import make_lingauss
+from lingauss import make_lingauss
 from fdassim.analysis import AnalysisContext, ObsError, TransformUpdate
 from fdassim.analysis.etkf import ETKF, etkf_transform, etkf_weights, mean_anomaly_transform
 

@@ -1,24 +1,26 @@
 """Relations theory predicts between the transform schemes, and what they all share.
 
-ETKF, serial EnSRF and DEnKF use the same Kalman gain for the mean; for linear H the ETKF and
+ETKF, serial EnSRF and DEnKF use the same Kalman gain for the mean, and so does the
+stochastic EnKF with the exact R (its perturbations are centred); for linear H the ETKF and
 the serial EnSRF also give the same analysis covariance (both are exact square roots of
-(I - KH) P for the sample P), whatever the ensemble. All five schemes validate their inputs
-the same way and produce a transform that depends only on (Y, y, R, context).
+(I - KH) P for the sample P), whatever the ensemble. All schemes validate their inputs the
+same way and produce a transform that depends only on (Y, y, R, context).
 """
 
 import numpy as np
 import pytest
 
-from conftest import make_lingauss
+from lingauss import make_lingauss
 from fdassim.analysis import AnalysisContext, ObsError, Rows
 from fdassim.analysis.denkf import DEnKF
-from fdassim.analysis.enkf import EnKF
+from fdassim.analysis.enkf import EnKF, InnovationCovariance
 from fdassim.analysis.enkf_n import EnKFN
 from fdassim.analysis.ensrf import EnSRF
 from fdassim.analysis.etkf import ETKF
 from fdassim.errors import InputError, ObservationError
 
-SCHEMES = [pytest.param(EnKF(), id="EnKF"), pytest.param(ETKF(), id="ETKF"), pytest.param(EnSRF(), id="EnSRF"),
+SCHEMES = [pytest.param(EnKF(), id="EnKF"), pytest.param(EnKF(covariance=InnovationCovariance.ENSEMBLE), id="EnKF-ens"),
+           pytest.param(ETKF(), id="ETKF"), pytest.param(EnSRF(), id="EnSRF"),
            pytest.param(DEnKF(), id="DEnKF"), pytest.param(EnKFN(), id="EnKFN")]
 
 SIZES = pytest.mark.parametrize("n, m, N", [(5, 3, 4), (5, 3, 8), (4, 10, 6)], ids=["N<n", "N>n", "m>N"])
@@ -38,12 +40,13 @@ def test_etkf_and_ensrf_give_same_mean_and_covariance(n, m, N, full_R):
 
 
 @SIZES
-def test_deterministic_schemes_share_the_mean_update(n, m, N):
+def test_schemes_share_the_mean_update(n, m, N):
     lg = make_lingauss(n=n, m=m, full_R=True, seed=8)
     X = lg.ensemble(N, exact=False)
     Y = lg.H @ X
-    means = [s.analyse(X, Y, lg.y, lg.R).mean(axis=1) for s in (ETKF(), EnSRF(), DEnKF())]
-    # the mean update of each is the Kalman update with the sample covariance
+    means = [s.analyse(X, Y, lg.y, lg.R).mean(axis=1) for s in (ETKF(), EnSRF(), DEnKF(), EnKF())]
+    # the mean update of each is the Kalman update with the sample covariance (for the EnKF
+    # with the exact R: the mean of D - Y is y - mean(Y), as E is centred)
     A, S = X - X.mean(axis=1, keepdims=True), Y - Y.mean(axis=1, keepdims=True)
     K = A @ S.T @ np.linalg.inv(S @ S.T + (N - 1) * lg.R.matrix())
     ref = X.mean(axis=1) + K @ (lg.y - Y.mean(axis=1))

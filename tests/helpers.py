@@ -1,4 +1,4 @@
-"""Shared helpers: small twin runs of the built-in models through the parallel cycle."""
+"""Test helpers (imported as `helpers`): small twin runs of the built-in models through the parallel cycle."""
 
 import numpy as np
 import pytest
