@@ -291,7 +291,31 @@ class Additive(Inflation):
 
 
 @dataclass(frozen=True)
-class RTPS(Inflation):
+class _Relaxation(Inflation):
+    """Shared plumbing of RTPS and RTPP: options, checks, and the row means kept fixed."""
+
+    alpha: float = 0.5
+    alpha_param: float | None = None
+
+    def __post_init__(self):
+        _check_fraction(type(self).__name__, "alpha", self.alpha)
+        _check_fraction(type(self).__name__, "alpha_param", self.alpha_param, allow_none=True)
+
+    def posterior(self, Xa, Xf, rows, context):
+        Xa, Xf = _check_rows(Xa, "Xa"), _check_rows(Xf, "Xf")
+        if Xa.shape != Xf.shape:
+            raise InputError(f"{type(self).__name__}: analysis rows {Xa.shape} and forecast rows "
+                             f"{Xf.shape} differ in shape")
+        alpha = _per_row(self.alpha, self.alpha_param, rows, Xa.shape[0])
+        xm = _row_mean(Xa)
+        return xm + self._relax(Xa - xm, Xf - _row_mean(Xf), alpha)
+
+    def _relax(self, Aa: np.ndarray, Af: np.ndarray, alpha) -> np.ndarray:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class RTPS(_Relaxation):
     r"""Relaxation to prior spread (Whitaker & Hamill 2012, eq. 3).
 
     Each row's analysis anomalies are rescaled so that their spread moves a fraction
@@ -320,28 +344,14 @@ class RTPS(Inflation):
     https://doi.org/10.1175/MWR-D-11-00276.1
     """
 
-    alpha: float = 0.5
-    alpha_param: float | None = None
-
-    def __post_init__(self):
-        _check_fraction("RTPS", "alpha", self.alpha)
-        _check_fraction("RTPS", "alpha_param", self.alpha_param, allow_none=True)
-
-    def posterior(self, Xa, Xf, rows, context):
-        Xa, Xf = _check_rows(Xa, "Xa"), _check_rows(Xf, "Xf")
-        if Xa.shape != Xf.shape:
-            raise InputError(f"RTPS: analysis rows {Xa.shape} and forecast rows {Xf.shape} differ in shape")
-        alpha = _per_row(self.alpha, self.alpha_param, rows, Xa.shape[0])
-        xm = _row_mean(Xa)
-        Aa = Xa - xm
-        sa, sf = _row_std(Aa), _row_std(Xf - _row_mean(Xf))
+    def _relax(self, Aa, Af, alpha):
+        sa, sf = _row_std(Aa), _row_std(Af)
         ok = sa > 0
-        factor = np.where(ok, alpha * (sf - sa) / np.where(ok, sa, 1.0) + 1.0, 1.0)
-        return xm + factor * Aa
+        return np.where(ok, alpha * (sf - sa) / np.where(ok, sa, 1.0) + 1.0, 1.0) * Aa
 
 
 @dataclass(frozen=True)
-class RTPP(Inflation):
+class RTPP(_Relaxation):
     r"""Relaxation to prior perturbations (Zhang et al. 2004, eq. 5).
 
     .. math::
@@ -367,20 +377,8 @@ class RTPP(Inflation):
     https://doi.org/10.1175/1520-0493(2004)132<1238:IOIEAO>2.0.CO;2
     """
 
-    alpha: float = 0.5
-    alpha_param: float | None = None
-
-    def __post_init__(self):
-        _check_fraction("RTPP", "alpha", self.alpha)
-        _check_fraction("RTPP", "alpha_param", self.alpha_param, allow_none=True)
-
-    def posterior(self, Xa, Xf, rows, context):
-        Xa, Xf = _check_rows(Xa, "Xa"), _check_rows(Xf, "Xf")
-        if Xa.shape != Xf.shape:
-            raise InputError(f"RTPP: analysis rows {Xa.shape} and forecast rows {Xf.shape} differ in shape")
-        alpha = _per_row(self.alpha, self.alpha_param, rows, Xa.shape[0])
-        xm = _row_mean(Xa)
-        return xm + (1 - alpha) * (Xa - xm) + alpha * (Xf - _row_mean(Xf))
+    def _relax(self, Aa, Af, alpha):
+        return (1 - alpha) * Aa + alpha * Af
 
 
 @dataclass(frozen=True)
