@@ -34,6 +34,12 @@ def _read(path: str) -> dict:
         out["init"] = float(h5["timing/init"][()])
         out["completed"], out["cycles"] = k, int(h5.attrs["n_cycles"])
         out["members"] = int(h5.attrs["n_members"])
+        out["fields"] = {}
+        if "truth" in h5:
+            for name in json.loads(h5.attrs["fields"]):
+                t = h5[f"truth/{name}"][:k]
+                out["fields"][name] = {kind: np.sqrt(np.mean((h5[f"mean/{kind}/{name}"][:k] - t) ** 2, axis=1))
+                                       for kind in ("forecast", "analysis")}
     return out
 
 
@@ -57,6 +63,11 @@ def report(path: str, burn_in: int | None = None, figures: bool = True) -> str:
              f"{'':10s} {'RMSE':>10s} {'spread':>10s}"]
     for kind in ("forecast", "analysis"):
         lines.append(f"{kind:10s} {np.nanmean(d['rmse_' + kind][b:]):10.4f} {np.nanmean(d['spread_' + kind][b:]):10.4f}")
+    if d["fields"]:
+        lines.append("RMSE by field (time average; last cycle):")
+        for name, r in d["fields"].items():
+            lines.append(f"  {name:12s} forecast {np.mean(r['forecast'][b:]):.4g}; "
+                         f"analysis {np.mean(r['analysis'][b:]):.4g}; last analysis {r['analysis'][-1]:.4g}")
     t = d["timing"]
     lines.append("time: init {:.2f} s, ".format(d["init"]) +
                  ", ".join(f"{c} {s:.2f} s" for c, s in zip(d["timing_columns"], np.nansum(t, axis=0))))
