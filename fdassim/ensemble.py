@@ -81,8 +81,12 @@ class Ensemble:
         self.local = [int(i) for i in np.flatnonzero(self.owner == g)]  # members held here
         self.batched = bool(getattr(model, "batched", False))
         self.states: list[State] = [model.new_state(self.comm) for _ in self.local]
-        self.layout = Layout(tuple(model.fields), self.states[0] if self.states else model.new_state(self.comm),
-                             self.comm, getattr(model, "coordinates", None))
+        template = self.states[0] if self.states else model.new_state(self.comm)
+        arrays = [f.name for f in model.fields if not hasattr(template[f.name], "function_space")]
+        if arrays and self.comm.size > 1:
+            raise ConfigError(f"field(s) {arrays} are arrays, which cannot be split over ranks: "
+                              f"use ranks_per_member=1 (got {ranks_per_member})")
+        self.layout = Layout(tuple(model.fields), template, self.comm, getattr(model, "coordinates", None))
         # every group must split the mesh identically for the row transpose
         sizes = self.ens_comm.allgather(self.layout.n_local)
         if len(set(sizes)) != 1:
@@ -177,7 +181,9 @@ class Ensemble:
         from mpi4py import MPI
 
         G, b = self.groups, self._bounds
-        X = np.array([self.layout.flatten(s) for s in self.states]).reshape(len(self.states), -1)
+        X = np.empty((len(self.states), self.layout.n_local))
+        for j, s in enumerate(self.states):
+            self.layout.flatten(s, out=X[j])
         if G == 1:
             return X.T.copy()
         send = np.concatenate([X[:, b[g]:b[g + 1]].reshape(-1) for g in range(G)])

@@ -78,3 +78,23 @@ def test_cycle_heat_mesh_split_agrees_with_serial(tmp_path_factory):
             xa = sort_by_coordinates(a[f"ensemble/analysis/{field}"][k], ca)
             xb = sort_by_coordinates(b[f"ensemble/analysis/{field}"][k], cb)
             np.testing.assert_allclose(xa, xb, rtol=1e-12, atol=1e-12 * np.abs(xb).max())
+
+
+@pytest.mark.parallel(nprocs=2)
+def test_ensemble_refuses_to_split_array_fields():
+    from fdassim.ensemble import Ensemble
+    from fdassim.errors import ConfigError
+    from fdassim.models.lorenz96 import Lorenz96
+
+    with pytest.raises(ConfigError, match=r"field\(s\) \['x'\] are arrays, which cannot be split over ranks"):
+        Ensemble(Lorenz96(), 4, comm=MPI.COMM_WORLD, ranks_per_member=2)
+
+
+@pytest.mark.parallel(nprocs=2)
+def test_ensemble_bad_ranks_per_member_fails_on_every_rank():
+    from fdassim.ensemble import Ensemble
+    from fdassim.errors import ConfigError
+    from fdassim.models.lorenz96 import Lorenz96
+
+    with pytest.raises(ConfigError, match=r"ranks_per_member=3 must divide the number of ranks \(2\)"):
+        Ensemble(Lorenz96(), 4, comm=MPI.COMM_WORLD, ranks_per_member=3)
