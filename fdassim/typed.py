@@ -79,12 +79,16 @@ def convert(tp, value: Any, key: str):
                 return convert(a, value, key)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(errors[0] if len(errors) == 1 else
-                          f"{key}: {value!r} is none of {' | '.join(_name(a) for a in args)}")
+        if len(errors) == 1:
+            raise ConfigError(errors[0])
+        raise ConfigError(f"{key}: {value!r} is none of {' | '.join(_name(a) for a in args)}:\n  "
+                          + "\n  ".join(errors))
     if origin is typing.Literal:
         if value in args and type(value) is type(args[args.index(value)]):
             return value
         raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {', '.join(map(repr, args))}")
+    if tp in (tuple, list):  # a bare tuple or list: any items
+        tp, origin, args = (tuple[Any, ...], tuple, (Any, Ellipsis)) if tp is tuple else (list[Any], list, (Any,))
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected a list, got {value!r}")

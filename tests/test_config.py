@@ -107,3 +107,14 @@ def test_config_observation_file_is_accepted_when_present(tmp_path):
     np.savez(f, y=np.zeros((10, 20)))
     s = parse(changed("observations.file", str(f)))
     assert s.observations.file == str(f)
+
+
+def test_config_nested_localization_options_from_yaml():
+    s = parse(changed("filter", {"scheme": "eakf", "options": {"localization": {"radius": 4.0, "periodic": [40.0]}}}))
+    loc = s.make_scheme().localization
+    assert loc.radius == 4.0 and tuple(loc.periodic) == (40.0,)
+    s = parse(changed("filter", {"scheme": "lenkf", "options": {"localization": {"rule": "noise"}}}))
+    assert type(s.make_scheme().localization).__name__ == "AdaptiveLocalization"
+    with pytest.raises(ConfigError, match=r"filter.options.localization: .* is none of Localization \| "
+                                          r"AdaptiveLocalization(.|\n)*unknown key 'radios'"):
+        parse(changed("filter", {"scheme": "lenkf", "options": {"localization": {"radios": 4.0}}}))
