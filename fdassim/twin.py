@@ -144,7 +144,7 @@ class TwinResult:
 
 
 def _stats(X: np.ndarray, xt: np.ndarray) -> tuple[float, float]:
-    """RMSE of the ensemble mean against ``xt`` and spread :math:`\sqrt{\overline{\sigma^2}}`."""
+    r"""RMSE of the ensemble mean against ``xt`` and spread :math:`\sqrt{\overline{\sigma^2}}`."""
     n, N = X.shape
     xm = X.sum(axis=1) / N
     A = X - xm[:, None]

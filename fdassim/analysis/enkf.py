@@ -67,7 +67,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve, cholesky, svd
+from scipy.linalg import cho_factor, cho_solve, svd
 
 from ..errors import ConfigError, ObservationError
 from .base import AnalysisContext, ObsError, Scheme, TransformUpdate, check_observations
@@ -81,7 +81,7 @@ __all__ = [
     "random_perturbations",
     "gaussian_correlation",
     "correlated_perturbations",
-    "correlated_factor",
+    "correlated_obs_error",
     "project_onto_ensemble",
     "truncated_svd",
     "enkf_transform",
@@ -94,6 +94,9 @@ PERTURBATION_STREAM = 1
 #: Truncation of the ``ENSEMBLE`` form's pseudo-inverse when ``EnKF.truncation`` is ``None``.
 _DEFAULT_TRUNCATION = 0.999
 
+#: Largest condition number of the EXACT form's system solved by Cholesky (beyond: by SVD).
+_MAX_CONDITION = 1e8
+
 #: Nuggets tried, in turn, to make a Gaussian correlation matrix numerically positive definite.
 _NUGGETS = (0.0, 1e-12, 1e-10, 1e-8, 1e-6)
 
@@ -104,8 +107,8 @@ class Innovations(enum.Enum):
     RANDOM
         Column ``i`` is :math:`R^{1/2} z_i`, :math:`z_i \sim N(0, I_m)`: uncorrelated in
         whitened space, exactly the prescribed :math:`R` in expectation (full :math:`R`
-        included). With ``EnKF(project=True)`` the draws are projected onto the subspace
-        spanned by the observation anomalies ``S`` (Evensen 2004).
+        included). With ``project=True`` (``ENSEMBLE`` form only) the draws are projected
+        onto the subspace spanned by the observation anomalies ``S`` (Evensen 2004).
     CORRELATED
         Column ``i`` is a pseudo-random field at the observation locations
         (``context.obs_coords``) with the Gaussian correlation
@@ -113,7 +116,7 @@ class Innovations(enum.Enum):
         scaled by the observation-error standard deviations :math:`\sigma = \sqrt{\mathrm{diag} R}`.
         The analysis then uses the *effective* error covariance
         :math:`R_c = \mathrm{diag}(\sigma)\, \rho\, \mathrm{diag}(\sigma)` (nugget
-        included, see :func:`correlated_perturbations`): the ``ENSEMBLE`` form sees :math:`R`
+        included, see :func:`correlated_obs_error`): the ``ENSEMBLE`` form sees :math:`R`
         only through ``E``, and the ``EXACT`` form whitens with :math:`R_c`; either way the
         off-diagonal entries of a full ``R`` are replaced by the correlation model.
     """
@@ -223,20 +226,39 @@ def gaussian_correlation(coords: np.ndarray, length: float) -> np.ndarray:
     return np.exp(-d2 / length**2)
 
 
-def _correlation_factor(rho: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factor of ``rho``, with the smallest nugget that makes it succeed.
+def correlated_obs_error(coords: np.ndarray, std: np.ndarray, length: float) -> ObsError:
+    r"""The effective error covariance :math:`R_c = \mathrm{diag}(\sigma)\, (\rho + \nu I)\, \mathrm{diag}(\sigma)`.
 
-    A Gaussian correlation matrix of close points is numerically singular; the nugget
-    (at most 1e-6 of the variance) keeps the factor unique, hence identical on every rank.
+    :math:`\rho` is :func:`gaussian_correlation` and :math:`\nu` the smallest nugget of
+    ``(0, 1e-12, 1e-10, 1e-8, 1e-6)`` for which its Cholesky factor exists: a Gaussian
+    correlation of close points is numerically singular, and the nugget (at most 1e-6 of the
+    variance) keeps the factor unique, hence identical on every rank. The factor both draws
+    the perturbations (:func:`correlated_perturbations`) and whitens the ``EXACT`` form.
+
+    Parameters
+    ----------
+    coords
+        ``(m, d)`` observation coordinates.
+    std
+        ``(m,)`` observation-error standard deviations :math:`\sigma`.
+    length
+        Correlation length ``L``, in the units of ``coords``.
+
+    Raises
+    ------
+    ObservationError
+        If no nugget makes :math:`R_c` positive definite.
     """
+    Rc = std[:, None] * gaussian_correlation(coords, length) * std[None, :]
+    Rc = 0.5 * (Rc + Rc.T)  # exactly symmetric: ObsError checks symmetry with no absolute tolerance
     for nugget in _NUGGETS:
         try:
-            return cholesky(rho + nugget * np.eye(rho.shape[0]), lower=True)
-        except np.linalg.LinAlgError:
+            return ObsError.full(Rc + np.diag(nugget * std**2))
+        except ObservationError:
             continue
     raise ObservationError(
         f"the Gaussian correlation of the observation locations is not positive definite even "
-        f"with a nugget of {_NUGGETS[-1]}: check obs_coords for NaN or reduce correlation_length"
+        f"with a nugget of {_NUGGETS[-1]}: check obs_coords or reduce correlation_length={length!r}"
     )
 
 
@@ -245,35 +267,23 @@ def correlated_perturbations(coords: np.ndarray, std: np.ndarray, length: float,
     r"""Centred, spatially correlated perturbations at the observation locations.
 
     .. math::
-        E_{:, i} = \mathrm{diag}(\sigma)\, L_\rho\, z_i, \qquad L_\rho L_\rho^T = \rho,
+        E_{:, i} = F z_i, \qquad F F^T = R_c = \mathrm{diag}(\sigma)\, \rho\, \mathrm{diag}(\sigma),
 
-    with :math:`\rho` from :func:`gaussian_correlation` and :math:`z_i` drawn from member
-    ``i``'s generator, so that :math:`\mathrm{E}[E E^T]/(N-1) = \mathrm{diag}(\sigma)\,\rho\,
-    \mathrm{diag}(\sigma)`.
+    with :math:`F` the Cholesky factor of :func:`correlated_obs_error` (nugget included)
+    and :math:`z_i` drawn from member ``i``'s generator, so that
+    :math:`\mathrm{E}[E E^T]/(N-1) = R_c`.
 
     Parameters
     ----------
-    coords
-        ``(m, d)`` observation coordinates.
-    std
-        ``(m,)`` observation-error standard deviations.
-    length
-        Correlation length ``L``, in the units of ``coords``.
+    coords, std, length
+        As for :func:`correlated_obs_error`.
     N
         Ensemble size.
     context
         Supplies the member generators.
     """
-    F = correlated_factor(coords, std, length)
-    return _centre(F @ draw_standard_normal(std.size, range(N), context))
-
-
-def correlated_factor(coords: np.ndarray, std: np.ndarray, length: float) -> np.ndarray:
-    r"""The lower-triangular factor :math:`F = \mathrm{diag}(\sigma) L_\rho` of :math:`R_c = F F^T`.
-
-    See :func:`correlated_perturbations` for the parameters.
-    """
-    return std[:, None] * _correlation_factor(gaussian_correlation(coords, length))
+    Rc = correlated_obs_error(coords, std, length)
+    return _centre(Rc.color(draw_standard_normal(std.size, range(N), context)))
 
 
 def truncated_svd(C: np.ndarray, truncation: float) -> tuple[np.ndarray, np.ndarray]:
@@ -353,9 +363,18 @@ def enkf_exact_transform(Y: np.ndarray, y: np.ndarray, E: np.ndarray, R: ObsErro
     with :math:`D' = y 1^T + E - Y`: in state space, :math:`x^a_i = x_i + K (y + e_i -
     H(x_i))` with the gain :math:`K = A S^T (S S^T + N_1 R)^{-1}` of the sample covariance
     (Burgers et al. 1998; Houtekamer & Mitchell 1998). The system, symmetric positive
-    definite with eigenvalues :math:`\ge N_1`, is solved by Cholesky in ensemble space
-    (``N x N``) when ``N <= m`` and in whitened observation space (``m x m``, the first
-    form) otherwise. ``E`` is used as given (it is not centred here).
+    definite with eigenvalues in :math:`[N_1, N_1 + \|\tilde S\|_F^2]`, is solved by Cholesky
+    in ensemble space (``N x N``) when ``N <= m`` and in whitened observation space
+    (``m x m``, the first form) otherwise, as long as its condition number is at most
+    :math:`1 + \|\tilde S\|_F^2 / N_1 \le 10^8`. Beyond (observation errors tiny against
+    the spread, or a nearly singular :math:`R` such as a Gaussian correlation model, see
+    :func:`correlated_obs_error`) it uses the thin SVD :math:`\tilde S = U \Sigma V^T`,
+    which never forms :math:`\tilde S^T \tilde S`:
+
+    .. math::
+        X5 = I_N + V\, \mathrm{diag}\!\left(\frac{\sigma_j}{\sigma_j^2 + N_1}\right) U^T \tilde D'.
+
+    ``E`` is used as given (it is not centred here).
 
     Parameters
     ----------
@@ -372,6 +391,11 @@ def enkf_exact_transform(Y: np.ndarray, y: np.ndarray, E: np.ndarray, R: ObsErro
     -------
     numpy.ndarray
         ``(N, N)`` transform, :math:`X^a = X^f X5`.
+
+    Raises
+    ------
+    ObservationError
+        If ``E`` and ``Y`` differ in shape or ``R`` is for another number of observations.
     """
     Y = np.asarray(Y, dtype=float)
     E = np.asarray(E, dtype=float)
@@ -381,13 +405,21 @@ def enkf_exact_transform(Y: np.ndarray, y: np.ndarray, E: np.ndarray, R: ObsErro
     R = R.expand(m)
     St = R.whiten(Y - Y.mean(axis=1, keepdims=True))  # S~ = R^{-1/2} S
     Dt = R.whiten(np.asarray(y, dtype=float)[:, None] + E - Y)  # D~' = R^{-1/2} (D - Y)
-    if N <= m:  # (S~^T S~ + N1 I_N)^{-1} S~^T D~'
-        G = St.T @ St
-        G[np.diag_indices(N)] += N - 1
-        return np.eye(N) + cho_solve(cho_factor(G), St.T @ Dt)
-    G = St @ St.T  # S~^T (S~ S~^T + N1 I_m)^{-1} D~'
-    G[np.diag_indices(m)] += N - 1
-    return np.eye(N) + St.T @ cho_solve(cho_factor(G), Dt)
+    small_N = N <= m
+    G = St.T @ St if small_N else St @ St.T  # trace(G) = |S~|_F^2 either way
+    if np.trace(G) <= _MAX_CONDITION * (N - 1):
+        G[np.diag_indices_from(G)] += N - 1
+        factor = cho_factor(G)
+        if small_N:  # (S~^T S~ + N1 I_N)^{-1} S~^T D~'
+            M = cho_solve(factor, St.T @ Dt)
+        else:  # S~^T (S~ S~^T + N1 I_m)^{-1} D~'
+            M = St.T @ cho_solve(factor, Dt)
+    else:  # (S~^T S~ + N1 I)^{-1} S~^T = V diag(sig / (sig^2 + N1)) U^T
+        U, sig, Vt = svd(St, full_matrices=False)
+        M = Vt.T @ ((sig / (sig**2 + (N - 1)))[:, None] * (U.T @ Dt))
+    # 1^T M = 0 since S~ 1 = 0; remove the round-off along 1, which would shift the mean
+    # when the SVD mixes 1 with other near-null directions of S~
+    return np.eye(N) + (M - M.mean(axis=0, keepdims=True))
 
 
 def _check_real(name: str, value, lo: float, hi: float, lo_open: bool = True) -> float:
@@ -482,7 +514,7 @@ class EnKF(Scheme):
         return self._draw(Y, R, context)[0]
 
     def _draw(self, Y: np.ndarray, R: ObsError, context: AnalysisContext) -> tuple[np.ndarray, ObsError]:
-        """``E`` and the covariance it samples (``R``, or :math:`R_c` for ``CORRELATED`` with ``EXACT``)."""
+        """``E`` and the covariance the gain uses (:math:`R_c` for ``CORRELATED`` with ``EXACT``, else ``R``)."""
         m, N = Y.shape
         if self.innovations is Innovations.RANDOM:
             E, sampled = random_perturbations(R, N, context), R
@@ -498,11 +530,9 @@ class EnKF(Scheme):
                     f"context.obs_coords must be finite with one row per observation ({m}), "
                     f"got shape {coords.shape}"
                 )
-            F = correlated_factor(coords, np.sqrt(R.variances()), self.correlation_length)
-            E, sampled = _centre(F @ draw_standard_normal(m, range(N), context)), R
-            if self.covariance is InnovationCovariance.EXACT:
-                Rc = F @ F.T
-                sampled = ObsError.full(0.5 * (Rc + Rc.T))  # R_c = F F^T, the covariance of E
+            Rc = correlated_obs_error(coords, np.sqrt(R.variances()), self.correlation_length)
+            E = _centre(Rc.color(draw_standard_normal(m, range(N), context)))
+            sampled = Rc if self.covariance is InnovationCovariance.EXACT else R
         if self.project:
             E = project_onto_ensemble(E, Y - Y.mean(axis=1, keepdims=True), R)
         return E, sampled

@@ -34,7 +34,8 @@ The anomalies are transformed by the symmetric square root of the inverse Hessia
     T = \sqrt{N_1}\, \mathcal{H}_a^{-1/2}.
 
 The dual is a scalar problem, solved by a log-spaced scan of :math:`(0, N/\varepsilon_N]`
-(one array operation) and a safeguarded Newton iteration on its derivative; the primal (``dual=False``) is a trust-region Newton minimisation of
+(one array operation) and a safeguarded Newton iteration on its derivative; the primal
+(``dual=False``) is a trust-region Newton minimisation of
 :math:`\mathcal{J}` on the span of :math:`\tilde S^T` and is kept mainly to cross-check the
 dual. Both use the thin SVD of :math:`\tilde S` (:func:`fdassim.analysis.etkf.ensemble_svd`). With a
 nonlinear ``H`` the ensemble's linearisation ``Y = H(X)`` is used, as in the ETKF.
@@ -94,7 +95,7 @@ class EnKFNUpdate(TransformUpdate):
 
 
 def dual_cost(zeta: np.ndarray, lam: np.ndarray, c: np.ndarray, N: int, eps_N: float) -> np.ndarray:
-    r"""The dual cost :math:`\mathcal{D}(\zeta)` less the constant :math:`\tfrac12 \|\tilde d\|^2`, for an array of ``zeta``.
+    r"""The dual cost :math:`\mathcal{D}(\zeta)` less the constant :math:`\tfrac12 \|\tilde d\|^2`, for many ``zeta``.
 
     .. math::
         \mathcal{D}(\zeta) - \tfrac12 \|\tilde d\|^2 = -\tfrac12 \sum_j \frac{c_j^2}{\zeta + \lambda_j}
@@ -133,11 +134,12 @@ def _dual_slope(t: float, lam: np.ndarray, c2: np.ndarray, N: int, eps_N: float)
     return g, g + 0.5 * N - zeta * zeta * float(q @ r)
 
 
-def _newton_bisection(f, lo: float, hi: float, glo: float, ghi: float, tol: float) -> float:
-    """Root of an increasing ``f`` (returning value and slope) in ``[lo, hi]`` with ``glo < 0 < ghi``.
+def _newton_bisection(f, lo: float, hi: float, tol: float) -> float:
+    """A root of ``f`` (which returns value and slope) in ``[lo, hi]``, given ``f(lo) < 0 < f(hi)``.
 
     Newton steps, replaced by bisection whenever they leave the current bracket or do not
-    halve it (the safeguarded Newton of Press et al., ``rtsafe``).
+    shrink the step by half (safeguarded Newton, as ``rtsafe`` in Numerical Recipes); the
+    bracket keeps ``f(lo) < 0 < f(hi)``, so it converges even where ``f`` is not monotone.
     """
     t = 0.5 * (lo + hi)
     step_old = hi - lo
@@ -205,7 +207,7 @@ def enkf_n_dual(lam: np.ndarray, c: np.ndarray, N: int, eps_N: float) -> float:
     elif ghi <= 0.0:  # decreasing: minimum at its right end (the bound N/eps_N when k is the last point)
         best = hi
     else:
-        best = _newton_bisection(slope, lo, hi, glo, ghi, _XTOL)
+        best = _newton_bisection(slope, lo, hi, _XTOL)
     if dual_cost(math.exp(best), lam, c, N, eps_N) > cost[k]:  # never worse than the scan
         best = float(t[k])
     return min(math.exp(best), zmax)

@@ -37,8 +37,12 @@ def anomalies(M):
 @pytest.mark.parametrize("n, m, N", [(5, 3, 12), (4, 12, 6), (4, 6, 6)], ids=["m<N", "m>N", "m=N"])
 @pytest.mark.parametrize("full_R", [False, True], ids=["diagR", "fullR"])
 def test_enkf_exact_matches_textbook_update(n, m, N, full_R):
-    """x_i + K (y + e_i - H x_i) with K = A S^T (S S^T + N1 R)^-1 and the exact R, to round-off,
-    whether the thin SVD of S~ has m < N, m > N or m = N singular values."""
+    """x_i + K (y + e_i - H x_i) with K = A S^T (S S^T + N1 R)^-1 and the exact R, to round-off.
+
+    Covers the three solves: Cholesky in whitened observation space (m < N), in ensemble
+    space (m >= N), and the SVD for an ill-conditioned system (R scaled by 1e-12: the
+    observation errors tiny against the spread).
+    """
     lg = make_lingauss(n=n, m=m, full_R=full_R, seed=4)
     X = lg.ensemble(N, exact=False)
     Y = lg.H @ X
@@ -47,6 +51,16 @@ def test_enkf_exact_matches_textbook_update(n, m, N, full_R):
     K = A @ S.T @ np.linalg.inv(S @ S.T + (N - 1) * lg.R.matrix())
     ref = X + K @ (lg.y[:, None] + E - Y)
     np.testing.assert_allclose(X @ enkf_exact_transform(Y, lg.y, E, lg.R), ref, atol=1e-10)
+    # R scaled by 1e-12: |S~|_F^2 / N1 > 1e8, the SVD route. The m x m inverse above is then
+    # inaccurate (cond 1e12 when m >= N), so the reference is the ridge regression
+    # (S~^T S~ + N1 I)^-1 S~^T D~ as the least-squares solution of [S~; sqrt(N1) I] x = [D~; 0].
+    tiny = ObsError.full(1e-12 * lg.R.matrix())
+    Et = 1e-6 * E
+    Li = np.linalg.inv(np.linalg.cholesky(tiny.matrix()))
+    St, Dt = Li @ S, Li @ (lg.y[:, None] + Et - Y)
+    ridge = np.linalg.lstsq(np.vstack([St, np.sqrt(N - 1) * np.eye(N)]), np.vstack([Dt, np.zeros((N, N))]),
+                            rcond=None)[0]
+    np.testing.assert_allclose(X @ enkf_exact_transform(Y, lg.y, Et, tiny), X + A @ ridge, atol=1e-9)
     Xa = EnKF().prepare(Y, lg.y, lg.R, AnalysisContext(seed=5)).apply(X)  # the scheme's own E
     E5 = EnKF().perturbations(Y, lg.R, AnalysisContext(seed=5))
     np.testing.assert_allclose(Xa, X + K @ (lg.y[:, None] + E5 - Y), atol=1e-10)
@@ -304,11 +318,11 @@ def test_enkf_exact_gives_kalman_spread_at_moderate_n():
 
 
 def test_enkf_ensemble_bias_shrinks_with_n():
-    """The ENSEMBLE form's spread bias: measured 0.55, 0.041, 0.008 at N = 120, 1000, 5000.
+    """The ENSEMBLE form's spread bias: measured 0.53, 0.040, 0.007 at N = 120, 1000, 5000.
 
-    (Spread = sqrt of the mean variance, Kalman 0.894; mean of 3 seeds, seed-to-seed sd 0.03,
-    0.002, 0.0005: the decrease is many sd at each step.) The bias stays positive: the cross
-    terms S E^T inflate (S + E)(S + E)^T only at order sqrt(m / N).
+    (Spread = sqrt of the mean variance, Kalman 0.894; mean of 3 seeds, seed-to-seed sd 0.014,
+    0.003, 0.0005: each step down is many sd.) The bias stays positive, shrinking with the
+    cross terms S E^T / N1, of relative size sqrt(m / N).
     """
     bias = [math.sqrt(mean_posterior_variance(EnKF(covariance=ENSEMBLE), N, range(1, 4))) - math.sqrt(SPREAD_VA)
             for N in (120, 1000, 5000)]
