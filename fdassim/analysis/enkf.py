@@ -31,8 +31,9 @@ Notation as in :mod:`fdassim.analysis.base`. The observation perturbations ``E``
 one of two strategies (:class:`Innovations`, after Kyanjo, Mayo & Robel, the ICESEE paper,
 Sect. 2.3): independent draws from :math:`N(0, R)`, optionally projected onto the ensemble
 subspace (Evensen 2004), or spatially correlated pseudo-random fields at the observation
-locations. Column ``i`` of ``E`` is drawn from ``context.rng(i, PERTURBATION_STREAM)`` only,
-so it does not depend on how the members are dealt over processes.
+locations. The draws come from :meth:`AnalysisContext.standard_normal
+<fdassim.analysis.base.AnalysisContext.standard_normal>`: column ``i`` belongs to member ``i``
+and does not depend on how the members are dealt over processes.
 
 References
 ----------
@@ -64,20 +65,19 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve, svd
 
 from ..errors import ConfigError, ObservationError
-from .base import AnalysisContext, ObsError, Scheme, TransformUpdate, check_observations
+from .base import (PERTURBATION_STREAM, AnalysisContext, ObsError, Scheme, TransformUpdate,
+                   check_observations)
 
 __all__ = [
     "Innovations",
     "InnovationCovariance",
     "EnKF",
     "PERTURBATION_STREAM",
-    "draw_standard_normal",
     "random_perturbations",
     "gaussian_correlation",
     "correlated_perturbations",
@@ -88,8 +88,6 @@ __all__ = [
     "enkf_exact_transform",
 ]
 
-#: Stream of :meth:`AnalysisContext.rng` reserved for the EnKF observation perturbations.
-PERTURBATION_STREAM = 1
 
 #: Truncation of the ``ENSEMBLE`` form's pseudo-inverse when ``EnKF.truncation`` is ``None``.
 _DEFAULT_TRUNCATION = 0.999
@@ -170,18 +168,6 @@ class InnovationCovariance(enum.Enum):
     ENSEMBLE = "ensemble"
 
 
-def draw_standard_normal(m: int, members: Sequence[int], context: AnalysisContext,
-                         stream: int = PERTURBATION_STREAM) -> np.ndarray:
-    """Standard normal ``(m, len(members))`` draws, column ``j`` from ``context.rng(members[j], stream)``.
-
-    The column of a member is the same whichever other members are drawn with it.
-    """
-    Z = np.empty((m, len(members)))
-    for j, i in enumerate(members):
-        Z[:, j] = context.rng(int(i), stream).standard_normal(m)
-    return Z
-
-
 def _centre(E: np.ndarray) -> np.ndarray:
     r"""Subtract the member mean, so the perturbations do not shift the analysis mean.
 
@@ -216,7 +202,7 @@ def random_perturbations(R: ObsError, N: int, context: AnalysisContext) -> np.nd
     numpy.ndarray
         ``(m, N)`` perturbations with zero mean over members.
     """
-    return _centre(R.color(draw_standard_normal(R.m, range(N), context)))
+    return _centre(R.color(context.standard_normal(R.m, N)))
 
 
 def gaussian_correlation(coords: np.ndarray, length: float) -> np.ndarray:
@@ -283,7 +269,7 @@ def correlated_perturbations(coords: np.ndarray, std: np.ndarray, length: float,
         Supplies the member generators.
     """
     Rc = correlated_obs_error(coords, std, length)
-    return _centre(Rc.color(draw_standard_normal(std.size, range(N), context)))
+    return _centre(Rc.color(context.standard_normal(std.size, N)))
 
 
 def truncated_svd(C: np.ndarray, truncation: float) -> tuple[np.ndarray, np.ndarray]:
@@ -531,7 +517,7 @@ class EnKF(Scheme):
                     f"got shape {coords.shape}"
                 )
             Rc = correlated_obs_error(coords, np.sqrt(R.variances()), self.correlation_length)
-            E = _centre(Rc.color(draw_standard_normal(m, range(N), context)))
+            E = _centre(Rc.color(context.standard_normal(m, N)))
             sampled = Rc if self.covariance is InnovationCovariance.EXACT else R
         if self.project:
             E = project_onto_ensemble(E, Y - Y.mean(axis=1, keepdims=True), R)

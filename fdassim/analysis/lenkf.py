@@ -7,7 +7,9 @@ r"""The localized stochastic EnKF: Schur-product localization of the Kalman gain
 
 (Houtekamer & Mitchell 1998, 2001; notation of Evensen 2003; the factors :math:`1/(N-1)` of
 the sample covariances cancel.) Column :math:`i` of :math:`E` is :math:`R^{1/2} z_i` with
-:math:`z_i \sim \mathcal N(0, I_m)` drawn from ``context.rng(i, stream=0)``.
+:math:`z_i \sim \mathcal N(0, I_m)` member ``i``'s column of
+:meth:`AnalysisContext.standard_normal <fdassim.analysis.base.AnalysisContext.standard_normal>`
+(the draws of the stochastic EnKF, so the two can be compared member by member).
 
 ``prepare`` does the observation-space work once: :math:`S`, :math:`\rho_{oo}` and
 :math:`Z = [\rho_{oo} \circ S S^T + (N-1) R]^{-1} (D - Y)`. ``apply`` needs only the rows,
@@ -39,31 +41,16 @@ import numpy as np
 import scipy.linalg
 
 from ..errors import ConfigError, InputError, ObservationError
-from .base import AnalysisContext, ObsError, Rows, Scheme, Update, check_ensemble, check_observations, combine
+from .base import (AnalysisContext, ObsError, Rows, Scheme, Update, check_ensemble, check_observations, combine,
+                   row_mean)
 from .localization import AdaptiveLocalization, Localization
 
-__all__ = ["LocalizedEnKF", "LocalizedEnKFUpdate", "row_mean", "resolve_localization",
-           "localized_rows", "perturbations", "standard_draws"]
-
-_STREAM = 0  # random stream of the observation perturbations
-
-
-def row_mean(X: np.ndarray) -> np.ndarray:
-    """``(nb,)`` ensemble mean of each row, summed in member order (bitwise row-local)."""
-    return combine(X, np.full((X.shape[1], 1), 1.0 / X.shape[1]))[:, 0]
-
-
-def standard_draws(m: int, N: int, context: AnalysisContext) -> np.ndarray:
-    """``(m, N)`` standard normal draws; column ``i`` from ``context.rng(i, stream=0)``.
-
-    They depend on the member, the seed and the cycle only, never on the process layout.
-    """
-    return np.column_stack([context.rng(i, _STREAM).standard_normal(m) for i in range(N)])
+__all__ = ["LocalizedEnKF", "LocalizedEnKFUpdate", "resolve_localization", "localized_rows", "perturbations"]
 
 
 def perturbations(R: ObsError, N: int, context: AnalysisContext) -> np.ndarray:
-    r"""``(m, N)`` observation perturbations :math:`E = R^{1/2} Z`, :math:`Z` from :func:`standard_draws`."""
-    return R.color(standard_draws(R.m, N, context))
+    r"""``(m, N)`` observation perturbations :math:`E = R^{1/2} Z`, :math:`Z` from ``context.standard_normal``."""
+    return R.color(context.standard_normal(R.m, N))
 
 
 def resolve_localization(localization, Y: np.ndarray, context: AnalysisContext) -> Localization | None:

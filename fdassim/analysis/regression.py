@@ -37,8 +37,9 @@ combinations of the original ones and have no location, so localization needs a 
 :math:`R` (with diagonal :math:`R` the observations keep ``context.obs_coords``).
 
 The perturbations :math:`\varepsilon_{ki}` are entry :math:`k` of the standard normal vector
-of member :math:`i` from ``context.rng(i, stream=0)`` (:func:`~fdassim.analysis.lenkf.standard_draws`),
-the draws of the localized EnKF, so the two schemes see the same perturbations.
+of member :math:`i` from :meth:`AnalysisContext.standard_normal
+<fdassim.analysis.base.AnalysisContext.standard_normal>`, the draws of the (localized)
+stochastic EnKF, so the schemes see the same perturbations.
 
 References
 ----------
@@ -63,9 +64,8 @@ import numpy as np
 
 from ..errors import ConfigError, InputError, ObservationError
 from .base import (AnalysisContext, ObsError, Rows, Scheme, Update, check_ensemble,
-                   check_observations, combine)
-from .lenkf import (check_localization_option, localized_rows, resolve_localization,
-                    row_mean, standard_draws)
+                   check_observations, combine, row_mean)
+from .lenkf import check_localization_option, localized_rows, resolve_localization
 from .localization import AdaptiveLocalization, Localization
 
 __all__ = ["Increments", "RegressionFilter", "RegressionUpdate", "obs_increments", "regress",
@@ -217,7 +217,7 @@ class RegressionFilter(Scheme):
         if loc is not None and loc.is_infinite:
             loc = None
         oc = None if loc is None else np.asarray(context.obs_coords, dtype=float).reshape(m, -1)
-        eps = standard_draws(m, N, context) if self.increments is Increments.PERTURBED else None
+        eps = context.standard_normal(m, N) if self.increments is Increments.PERTURBED else None
         return _ObsSpace(Y, y, r, eps, loc, oc)
 
     def prepare(self, Y, y, R: ObsError, context: AnalysisContext) -> RegressionUpdate:

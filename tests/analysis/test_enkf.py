@@ -10,7 +10,7 @@ from scipy.linalg import null_space
 from lingauss import exact_ensemble, make_lingauss
 from fdassim.analysis import AnalysisContext, ObsError, TransformUpdate, kalman_analysis
 from fdassim.analysis.enkf import (PERTURBATION_STREAM, EnKF, InnovationCovariance, Innovations,
-                                   correlated_obs_error, draw_standard_normal, enkf_exact_transform,
+                                   correlated_obs_error, enkf_exact_transform,
                                    enkf_transform, gaussian_correlation, project_onto_ensemble,
                                    truncated_svd)
 from fdassim.errors import ConfigError, ObservationError
@@ -137,16 +137,18 @@ def test_enkf_zero_spread_and_perturbations_give_identity():
                                   np.eye(5))
 
 
-def test_enkf_perturbation_columns_come_from_member_generators(lingauss):
+def test_enkf_perturbation_columns_are_the_members_draws(lingauss):
     Y = lingauss.H @ lingauss.ensemble(8, exact=False)
     ctx = AnalysisContext(seed=11, cycle=4)
     E = EnKF().perturbations(Y, lingauss.R, ctx)
-    raw = np.column_stack([lingauss.R.color(ctx.rng(i, PERTURBATION_STREAM).standard_normal(lingauss.m))
-                           for i in range(8)])
+    # one generator per (seed, cycle, stream) draws member after member: column i is member i's
+    Z = np.random.default_rng([11, 4, PERTURBATION_STREAM]).standard_normal((8, lingauss.m)).T
+    raw = lingauss.R.color(Z)
     np.testing.assert_allclose(E, raw - raw.mean(axis=1, keepdims=True), rtol=0, atol=1e-14)
-    # member i's draw does not depend on which other members are drawn with it (split invariance)
-    some = draw_standard_normal(lingauss.m, [5, 2], ctx)
-    np.testing.assert_array_equal(some, draw_standard_normal(lingauss.m, range(8), ctx)[:, [5, 2]])
+    # the draws depend on seed and cycle, not on anything else of the context
+    np.testing.assert_array_equal(ctx.standard_normal(lingauss.m, 8),
+                                  AnalysisContext(11, 4, obs_coords=np.zeros((lingauss.m, 1))).standard_normal(lingauss.m, 8))
+    assert not np.array_equal(ctx.standard_normal(lingauss.m, 8), AnalysisContext(11, 5).standard_normal(lingauss.m, 8))
 
 
 def test_enkf_same_context_gives_same_transform(lingauss):

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from fdassim.analysis import AnalysisContext, ObsError, Rows, member_rng
+from fdassim.analysis import AnalysisContext, ObsError, Rows
 from fdassim.analysis.lenkf import LocalizedEnKF
 from fdassim.analysis.localization import AdaptiveLocalization, Localization, gaspari_cohn
 from fdassim.errors import ConfigError, InputError, ObservationError
@@ -14,8 +14,7 @@ from fdassim.errors import ConfigError, InputError, ObservationError
 def stochastic_enkf_reference(X, Y, y, R, context):
     """The textbook stochastic EnKF (Evensen 2003), written directly with dense matrices."""
     N = X.shape[1]
-    E = np.column_stack([R.color(member_rng(context.seed, context.cycle, i, 0).standard_normal(y.size))
-                         for i in range(N)])
+    E = R.color(context.standard_normal(y.size, N))
     A = X - X.mean(axis=1, keepdims=True)
     S = Y - Y.mean(axis=1, keepdims=True)
     K = A @ S.T @ np.linalg.inv(S @ S.T + (N - 1) * R.matrix())
@@ -80,7 +79,7 @@ def test_lenkf_localized_gain_matches_dense_formula(obs_obs):
     rho_oo = gaspari_cohn(ring(idx, idx) / c) if obs_obs else np.ones((idx.size, idx.size))
     Y = H @ X
     A, S = X - X.mean(axis=1, keepdims=True), Y - Y.mean(axis=1, keepdims=True)
-    E = np.column_stack([R.color(member_rng(6, 0, i, 0).standard_normal(idx.size)) for i in range(N)])
+    E = R.color(AnalysisContext(6, 0).standard_normal(idx.size, N))
     K = (rho_xo * (A @ S.T)) @ np.linalg.inv(rho_oo * (S @ S.T) + (N - 1) * R.matrix())
     ref = X + K @ (y[:, None] + E - Y)
     Xa = LocalizedEnKF(Localization(c, periodic=(40,), obs_obs=obs_obs)).analyse(

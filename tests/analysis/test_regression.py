@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from fdassim.analysis import AnalysisContext, ObsError, Rows, member_rng
+from fdassim.analysis import AnalysisContext, ObsError, Rows
 from fdassim.analysis.localization import AdaptiveLocalization, Localization, gaspari_cohn
 from fdassim.analysis.regression import Increments, RegressionFilter, regression_parallel
 from fdassim.errors import ConfigError, InputError, ObservationError
@@ -139,7 +139,7 @@ def test_regression_perturbed_increments_use_member_draws():
     up = RegressionFilter("perturbed").prepare(Y, y, R, ctx)
     y0 = Y[0]
     var = np.var(y0, ddof=1)
-    eps = np.array([member_rng(ctx.seed, ctx.cycle, i, 0).standard_normal(N_OBS)[0] for i in range(N_MEM)])
+    eps = ctx.standard_normal(N_OBS, N_MEM)[0]
     expected = var / (var + R.var[0]) * (y[0] + math.sqrt(R.var[0]) * eps - y0)
     np.testing.assert_allclose(up.dY[0], expected, rtol=1e-12, atol=1e-14)
     np.testing.assert_array_equal(up.Yp[0], y0)
