@@ -78,7 +78,7 @@ def main(members: int = 12, cycles: int = 10, output: str = "demo-output/icepack
     observations = fdassim.Observations(fdassim.PointValues("thickness", points),
                                         fdassim.ObsError.from_std(5.0), points)
     times = 0.5 * np.arange(cycles + 1)  # years
-    with fdassim.Store.create(output, ensemble, times, m=len(points)) as store:
+    with fdassim.Store.create(output, ensemble, times, m=len(points), overwrite=True) as store:
         result = fdassim.assimilate(ensemble, fdassim.ETKF(), observations, times, seed=4,
                                     store=store, inflation=fdassim.Multiplicative(1.05), progress=progress)
     # -----------------------------------------------------------------------------------

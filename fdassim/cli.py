@@ -29,7 +29,7 @@ def _run(args: argparse.Namespace) -> int:
         settings = load(args.params)
         with open(args.params) as fh:
             text = fh.read()
-        run(settings, config_text=text, restart=args.restart)
+        run(settings, config_text=text, restart=args.restart, overwrite=args.overwrite)
     except FdassimError as exc:
         _error(exc)
         return 2
@@ -62,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_doctor)
     p = sub.add_parser("run", help="run the experiment described by a params.yaml")
     p.add_argument("params", help="the settings file (see fdassim.config for its keys)")
-    p.add_argument("--restart", action="store_true", help="continue from the last completed cycle in the store")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--restart", action="store_true", help="continue from the last completed cycle in the store")
+    mode.add_argument("--overwrite", action="store_true", help="replace an existing store at output.path")
     p.set_defaults(func=_run)
     p = sub.add_parser("report", help="RMSE/spread table and figures of a stored run")
     p.add_argument("store", help="the run's HDF5 store")

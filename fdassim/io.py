@@ -116,13 +116,22 @@ class Store:
     # -- creating and opening --------------------------------------------------------------
     @classmethod
     def create(cls, path: str, ensemble, times: np.ndarray, m: int, config_text: str = "",
-               store_ensembles: bool = True) -> "Store":
+               store_ensembles: bool = True, overwrite: bool = False) -> "Store":
         """Make a new store for a run of ``len(times) - 1`` cycles with ``m`` observations.
 
         The file is written under a temporary name and renamed when complete, so a run
         killed here leaves no half-made store.
+
+        Raises
+        ------
+        ConfigError
+            If ``path`` exists and ``overwrite`` is false (a finished run is never lost to a
+            re-run by mistake).
         """
         comm = ensemble.world
+        if not overwrite and os.path.exists(path):
+            raise ConfigError(f"{path!r} exists: continue that run with --restart, start it again with "
+                              "--overwrite, or choose another output.path")
         K = len(times) - 1
         N, L = ensemble.size, ensemble.layout
         tmp = comm.bcast(f"{path}.tmp-{os.getpid()}" if comm.rank == 0 else None)

@@ -71,8 +71,11 @@ def _read_values(path: str) -> np.ndarray:
         raise ConfigError(f"observations.file: cannot read observed values `y` (cycles x m) from {path!r}: {exc}") from None
 
 
-def run(settings: Settings, config_text: str = "", restart: bool = False, comm=None):
-    """Run the experiment; return the :class:`~fdassim.cycle.CycleResult`."""
+def run(settings: Settings, config_text: str = "", restart: bool = False, overwrite: bool = False, comm=None):
+    """Run the experiment; return the :class:`~fdassim.cycle.CycleResult`.
+
+    ``restart`` continues the run stored at ``output.path``; ``overwrite`` replaces it.
+    """
     from .cycle import assimilate
     from .ensemble import Ensemble
     from .io import Store
@@ -100,7 +103,8 @@ def run(settings: Settings, config_text: str = "", restart: bool = False, comm=N
                 print(f"no store at {path!r} yet: starting from the beginning", file=sys.stderr)
             restart = False
     if store is None:
-        store = Store.create(path, ensemble, times, m, config_text, settings.output.store_ensembles)
+        store = Store.create(path, ensemble, times, m, config_text, settings.output.store_ensembles,
+                             overwrite=overwrite)
     with store:
         result = assimilate(ensemble, settings.make_scheme(), observations, times, seed=r.seed,
                             inflation=settings.make_inflation(), store=store, restart=restart,

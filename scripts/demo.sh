@@ -13,9 +13,9 @@ mpiexec -n 2 python demos/icepack_shelf.py --members 12 --cycles 10
 fdassim report demo-output/icepack_shelf.h5
 echo
 echo "==> Firedrake heat model with an unknown source (the YAML way), 2 ranks"
-mpiexec -n 2 fdassim run demos/heat_twin.yaml
+mpiexec -n 2 fdassim run demos/heat_twin.yaml --overwrite
 fdassim report demo-output/heat_twin.h5
 echo
 echo "==> Lorenz-96, ETKF, 2000 cycles (the YAML way)"
-fdassim run demos/lorenz96_etkf.yaml
+fdassim run demos/lorenz96_etkf.yaml --overwrite
 fdassim report demo-output/lorenz96_etkf.h5

@@ -97,6 +97,18 @@ def test_restart_refuses_a_store_of_another_ensemble(tmp_path):
     assert "its n_members is 10, this run has 12" in proc.stderr
 
 
+def test_run_refuses_to_overwrite_a_store(tmp_path):
+    ok, path = fdassim(L96, tmp_path, "done")
+    assert ok.returncode == 0, ok.stderr
+    before = read_store(path)["ensemble/analysis/x"]
+    again, _ = fdassim(L96, tmp_path, "done")
+    assert again.returncode == 2
+    assert "exists: continue that run with --restart, start it again with --overwrite" in again.stderr
+    np.testing.assert_array_equal(read_store(path)["ensemble/analysis/x"], before)  # nothing lost
+    forced, _ = fdassim(L96, tmp_path, "done", "--overwrite")
+    assert forced.returncode == 0, forced.stderr
+
+
 def test_run_with_bad_params_fails_before_any_work(tmp_path):
     bad = dict(L96, ensemble={"size": -3})
     proc, path = fdassim(bad, tmp_path, "bad")
