@@ -99,8 +99,10 @@ def assimilate(ensemble: Ensemble, scheme: Scheme, observations: Observations, t
     k0 = store.completed() if (restart and store is not None) else 0
     if k0 == 0:
         ensemble.initialize(seed)
-    else:
+    else:  # a restart: the state after the last completed cycle, and the diagnostics so far
         ensemble.from_rows(store.read_state(k0 - 1), all_members=True)
+        for name, values in store.read_diagnostics(k0).items():
+            getattr(out, name)[:k0] = values
     out.first_cycle = k0
     out.timing["init"] = time.perf_counter() - tic
     if store is not None and k0 == 0:

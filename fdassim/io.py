@@ -276,6 +276,10 @@ class Store:
             h5("completed")[()] = k + 1
         self._h5.flush()
 
+    def read_diagnostics(self, k: int) -> dict[str, np.ndarray]:
+        """The per-cycle diagnostics of the first ``k`` cycles (same on every rank)."""
+        return {name: self._h5[f"diagnostics/{name}"][:k] for name in DIAGNOSTICS}
+
     def read_state(self, k: int) -> np.ndarray:
         """This rank's rows of the state after cycle ``k`` (``(nb, n_total)``)."""
         nb = self.ens.row_slice.stop - self.ens.row_slice.start

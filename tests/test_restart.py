@@ -79,6 +79,9 @@ def test_restart_after_kill_reproduces_uninterrupted_run(tmp_path, params, kill_
     again, _ = fdassim(params, tmp_path, "killed", "--restart", ranks=ranks)
     assert again.returncode == 0, again.stderr
     assert_same_run(ref_path, path)
+    # the printed summary covers the whole run, cycles before the kill included
+    summary = [line for line in ref.stdout.splitlines() if "time-averaged" in line]
+    assert summary and summary == [line for line in again.stdout.splitlines() if "time-averaged" in line]
 
 
 def test_restart_without_store_starts_from_the_beginning(tmp_path):
