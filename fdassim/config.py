@@ -166,6 +166,15 @@ class Settings:
     inflation: tuple = ()
     output: OutputSettings = field(default_factory=OutputSettings)
 
+    def resolved(self) -> str:
+        """Every setting with its default filled in, and the objects built from them (YAML)."""
+        import yaml
+
+        data = dataclasses.asdict(self)
+        data["built"] = {"model": repr(self.make_model()), "scheme": repr(self.make_scheme()),
+                         "inflation": repr(self.make_inflation())}
+        return yaml.safe_dump(data, sort_keys=False)
+
     def make_model(self):
         return build(_choice(MODELS, self.model.name, "model.name"), self.model.options, "model.options")
 

@@ -2,7 +2,8 @@
 
 Layout of the file (``K`` cycles, ``N`` members, field ``f`` with ``n_f`` values)::
 
-    /                          attrs: format_version, config (YAML text), versions (JSON),
+    /                          attrs: format_version, config (the YAML as given), resolved
+                               (every setting with its default, and the objects built), versions (JSON),
                                n_members, n_cycles, fields, parameters, created
     /times                     (K + 1,)  t_0 and the analysis times
     /completed                 ()        number of completed cycles (the commit point)
@@ -116,7 +117,7 @@ class Store:
     # -- creating and opening --------------------------------------------------------------
     @classmethod
     def create(cls, path: str, ensemble, times: np.ndarray, m: int, config_text: str = "",
-               store_ensembles: bool = True, overwrite: bool = False) -> "Store":
+               store_ensembles: bool = True, overwrite: bool = False, resolved: str = "") -> "Store":
         """Make a new store for a run of ``len(times) - 1`` cycles with ``m`` observations.
 
         The file is written under a temporary name and renamed when complete, so a run
@@ -136,7 +137,8 @@ class Store:
         N, L = ensemble.size, ensemble.layout
         tmp = comm.bcast(f"{path}.tmp-{os.getpid()}" if comm.rank == 0 else None)
         with _open(tmp, "w", comm) as h5:
-            h5.attrs.update(format_version=FORMAT_VERSION, config=config_text, versions=json.dumps(versions()),
+            h5.attrs.update(format_version=FORMAT_VERSION, config=config_text, resolved=resolved,
+                            versions=json.dumps(versions()),
                             n_members=N, n_cycles=K, has_truth=ensemble.has_truth,
                             fields=json.dumps([f.name for f in L.fields]),
                             parameters=json.dumps([f.name for f in L.fields if f.parameter]),

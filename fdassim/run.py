@@ -104,7 +104,7 @@ def run(settings: Settings, config_text: str = "", restart: bool = False, overwr
             restart = False
     if store is None:
         store = Store.create(path, ensemble, times, m, config_text, settings.output.store_ensembles,
-                             overwrite=overwrite)
+                             overwrite=overwrite, resolved=settings.resolved())
     with store:
         result = assimilate(ensemble, settings.make_scheme(), observations, times, seed=r.seed,
                             inflation=settings.make_inflation(), store=store, restart=restart,

@@ -118,3 +118,10 @@ def test_config_nested_localization_options_from_yaml():
     with pytest.raises(ConfigError, match=r"filter.options.localization: .* is none of Localization \| "
                                           r"AdaptiveLocalization(.|\n)*unknown key 'radios'"):
         parse(changed("filter", {"scheme": "lenkf", "options": {"localization": {"radios": 4.0}}}))
+
+
+def test_config_resolved_lists_defaults_and_built_objects():
+    text = parse(GOOD).resolved()
+    d = yaml.safe_load(text)
+    assert d["ensemble"]["ranks_per_member"] == 1 and d["run"]["twin"] is True  # defaults filled in
+    assert d["built"]["scheme"].startswith("ETKF(") and "lam=1.02" in d["built"]["inflation"]
