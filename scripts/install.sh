@@ -140,6 +140,10 @@ if [ ! -x "$VENV/bin/python" ]; then
   end
 fi
 PIP=("$VENV/bin/python" -m pip)
+# a venv made against another PETSc build (another cache, other options) gets its
+# PETSc-linked packages reinstalled from this build's wheelhouse
+FORCE=()
+[ "$(cat "$VENV/.fdassim-petsc" 2>/dev/null)" = "$PETSC_DIR" ] || FORCE=(--force-reinstall)
 begin build-tools "installing build tools (cython, numpy, mpi4py, pkgconfig, pybind11)"
 run "${PIP[@]}" install cython numpy mpi4py pkgconfig pybind11
 end
@@ -151,7 +155,8 @@ build_wheel() {  # name spec [extra pip args]
     skip "wheel-$name" "$(basename "$(ls "$WHEELHOUSE"/"$name"-*.whl | head -n1)")"
   else
     begin "wheel-$name" "building $spec against the cached PETSc"
-    run "${PIP[@]}" wheel --no-deps --no-build-isolation "$@" -w "$WHEELHOUSE.tmp" "$spec"
+    # --no-cache-dir: pip's own wheel cache does not know which PETSc a wheel was built against
+    run "${PIP[@]}" wheel --no-cache-dir --no-deps --no-build-isolation "$@" -w "$WHEELHOUSE.tmp" "$spec"
     mkdir -p "$WHEELHOUSE"
     mv "$WHEELHOUSE.tmp"/"$name"-*.whl "$WHEELHOUSE"/
     rm -rf "$WHEELHOUSE.tmp"
@@ -161,17 +166,22 @@ build_wheel() {  # name spec [extra pip args]
 mkdir -p "$WHEELHOUSE"
 build_wheel petsc4py "petsc4py==$(pin petsc4py)"
 begin petsc4py "installing petsc4py"
-run "${PIP[@]}" install --no-deps --find-links "$WHEELHOUSE" "petsc4py==$(pin petsc4py)"
+run "${PIP[@]}" install "${FORCE[@]}" --no-index --no-deps --find-links "$WHEELHOUSE" "petsc4py==$(pin petsc4py)"
 end
 build_wheel h5py "h5py==$(pin h5py)" --no-binary h5py
 begin deps "installing wheels firedrake needs at build time"
-run "${PIP[@]}" install --find-links "$WHEELHOUSE" "h5py==$(pin h5py)" libsupermesh firedrake-rtree rtree petsctools
+# the PETSc-linked wheels only from the keyed wheelhouse (never pip's cache or the index)
+run "${PIP[@]}" install "${FORCE[@]}" --no-index --no-deps --find-links "$WHEELHOUSE" "h5py==$(pin h5py)"
+run "${PIP[@]}" install libsupermesh firedrake-rtree rtree petsctools
 end
 build_wheel firedrake "firedrake==$FIREDRAKE_VERSION"
 
 begin firedrake "installing firedrake $FIREDRAKE_VERSION and its pure dependencies"
-run "${PIP[@]}" install --find-links "$WHEELHOUSE" "firedrake==$FIREDRAKE_VERSION"
+run "${PIP[@]}" install "${FORCE[@]}" --no-index --no-deps --find-links "$WHEELHOUSE" "firedrake==$FIREDRAKE_VERSION"
+run "${PIP[@]}" install "firedrake==$FIREDRAKE_VERSION"  # its pure dependencies; firedrake itself is in place
 end
+
+echo "$PETSC_DIR" >"$VENV/.fdassim-petsc"
 
 # 5. Icepack (never from the registry: that name belongs to an unrelated archiver) --------
 ICEPACK_COMMIT="$(meta icepack-commit)"
