@@ -4,9 +4,19 @@ Nothing here imports Firedrake or PETSc. See :mod:`fdassim.analysis.base` for th
 prepare/apply split that lets one parallel mechanism apply every scheme.
 """
 
-from .base import (AnalysisContext, ObsError, Rows, Scheme, TransformUpdate, Update,
-                   combine, member_rng)
+from .base import (PERTURBATION_STREAM, AnalysisContext, ObsError, Rows, Scheme, TransformUpdate, Update,
+                   combine, member_rng, row_mean)
+from .denkf import DEnKF
+from .enkf import EnKF, InnovationCovariance, Innovations
+from .enkf_n import EnKFN
+from .ensrf import EnSRF
+from .etkf import ETKF
 from .kalman import kalman_analysis
+from .lenkf import LocalizedEnKF
+from .localization import AdaptiveLocalization, Localization, gaspari_cohn
+from .regression import Increments, RegressionFilter
 
-__all__ = ["AnalysisContext", "ObsError", "Rows", "Scheme", "TransformUpdate", "Update",
-           "combine", "member_rng", "kalman_analysis"]
+__all__ = ["PERTURBATION_STREAM", "AnalysisContext", "ObsError", "Rows", "Scheme", "TransformUpdate", "Update",
+           "combine", "member_rng", "row_mean", "kalman_analysis",
+           "EnKF", "Innovations", "InnovationCovariance", "ETKF", "EnSRF", "DEnKF", "EnKFN", "LocalizedEnKF",
+           "Localization", "AdaptiveLocalization", "gaspari_cohn", "RegressionFilter", "Increments"]
