@@ -52,13 +52,9 @@ def versions() -> dict[str, str]:
     """Versions of the pieces a run depends on (for the store's provenance)."""
     import importlib.metadata as md
 
-    out = {}
-    for dist in ("fdassim", "firedrake", "petsc4py", "mpi4py", "numpy", "scipy", "h5py", "icepack"):
-        try:
-            out[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            pass
-    return out
+    installed = {d.metadata["Name"].lower(): d.version for d in md.distributions()}
+    return {name: installed[name] for name in
+            ("fdassim", "firedrake", "petsc4py", "mpi4py", "numpy", "scipy", "h5py", "icepack") if name in installed}
 
 
 def _open(path: str, mode: str, comm):

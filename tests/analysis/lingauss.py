@@ -65,3 +65,20 @@ def make_lingauss(n: int = 5, m: int = 3, full_R: bool = False, seed: int = 0) -
     y = H @ xb + rng.standard_normal(m)
     xa, Pa = kalman_analysis(xb, B, H, y, R)
     return LinGauss(xb, B, H, y, R, xa, Pa)
+
+
+def sampling_tolerance(B, N, k=5.0):
+    """``k`` standard errors of the sample mean and covariance of ``N`` draws from N(., B).
+
+    se(mean_i) = sqrt(B_ii / N), se(cov_ij) = sqrt((B_ii B_jj + B_ij^2) / N). The analysis
+    moments are smooth functions of the prior sample moments with sensitivities below one for
+    these well-conditioned problems (largest error over 16 problems at N = 2000 and 5000:
+    2.5 se), so 5 se
+    makes a false failure improbable while a wrong gain is off by tens of se.
+    """
+    d = np.diag(B)
+    return k * np.sqrt(d / N), k * np.sqrt((np.outer(d, d) + B**2) / N)
+
+
+def anomalies(M: np.ndarray) -> np.ndarray:
+    return M - M.mean(axis=1, keepdims=True)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.linalg import null_space
 
-from lingauss import exact_ensemble, make_lingauss
+from lingauss import anomalies, exact_ensemble, make_lingauss, sampling_tolerance
 from fdassim.analysis import AnalysisContext, ObsError, TransformUpdate, kalman_analysis
 from fdassim.analysis.enkf import (PERTURBATION_STREAM, EnKF, InnovationCovariance, Innovations,
                                    correlated_obs_error, enkf_exact_transform,
@@ -19,19 +19,6 @@ N_LARGE = 2000
 EXACT, ENSEMBLE = InnovationCovariance.EXACT, InnovationCovariance.ENSEMBLE
 
 
-def sampling_tolerance(B, N, k=5.0):
-    """``k`` standard errors of the sample mean and covariance of ``N`` draws from N(., B).
-
-    See tests/analysis/test_etkf.py. The perturbed observations add noise of the same order
-    (largest error over 16 problems at N = 2000 and 5000: 2.9 se), so 5 se
-    stays improbable to exceed while a wrong gain or wrong R is off by tens of se.
-    """
-    d = np.diag(B)
-    return k * np.sqrt(d / N), k * np.sqrt((np.outer(d, d) + B**2) / N)
-
-
-def anomalies(M):
-    return M - M.mean(axis=1, keepdims=True)
 
 
 @pytest.mark.parametrize("n, m, N", [(5, 3, 12), (4, 12, 6), (4, 6, 6)], ids=["m<N", "m>N", "m=N"])

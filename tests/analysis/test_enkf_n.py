@@ -5,16 +5,13 @@ import math
 import numpy as np
 import pytest
 
-from lingauss import make_lingauss
+from lingauss import anomalies, make_lingauss
 from fdassim.analysis import AnalysisContext, ObsError, TransformUpdate
 from fdassim.analysis.enkf_n import EnKFN, EnKFNUpdate, enkf_n_dual, enkf_n_transform, enkf_n_weights
 from fdassim.analysis.enkf_n import dual_cost as dual_cost_eig
 from fdassim.analysis.etkf import ETKF, ensemble_svd
 from fdassim.errors import ConfigError
 
-
-def anomalies(M):
-    return M - M.mean(axis=1, keepdims=True)
 
 
 def whitened(lg, X):

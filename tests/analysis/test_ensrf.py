@@ -3,25 +3,13 @@
 import numpy as np
 import pytest
 
-from lingauss import make_lingauss
+from lingauss import anomalies, make_lingauss, sampling_tolerance
 from fdassim.analysis import AnalysisContext, ObsError, TransformUpdate
 from fdassim.analysis.ensrf import EnSRF, ensrf_transform
 
 N_LARGE = 2000
 
 
-def sampling_tolerance(B, N, k=5.0):
-    """``k`` standard errors of the sample mean and covariance of ``N`` draws from N(., B).
-
-    See tests/analysis/test_etkf.py: 5 se is generous for the analysis moments (largest
-    error over 16 problems 2.5 se) and a wrong gain is off by tens of se.
-    """
-    d = np.diag(B)
-    return k * np.sqrt(d / N), k * np.sqrt((np.outer(d, d) + B**2) / N)
-
-
-def anomalies(M):
-    return M - M.mean(axis=1, keepdims=True)
 
 
 def test_ensrf_exact_prior_matches_kalman(lingauss):

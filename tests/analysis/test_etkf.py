@@ -4,28 +4,13 @@ import numpy as np
 import pytest
 from scipy.linalg import sqrtm
 
-from lingauss import make_lingauss
+from lingauss import anomalies, make_lingauss, sampling_tolerance
 from fdassim.analysis import AnalysisContext, ObsError, TransformUpdate
 from fdassim.analysis.etkf import ETKF, etkf_transform, etkf_weights, mean_anomaly_transform
 
 N_LARGE = 2000
 
 
-def sampling_tolerance(B, N, k=5.0):
-    """``k`` standard errors of the sample mean and covariance of ``N`` draws from N(., B).
-
-    se(mean_i) = sqrt(B_ii / N), se(cov_ij) = sqrt((B_ii B_jj + B_ij^2) / N). The analysis
-    moments are smooth functions of the prior sample moments with sensitivities below one for
-    these well-conditioned problems (largest error over 16 problems at N = 2000 and 5000:
-    2.5 se), so 5 se
-    makes a false failure improbable while a wrong gain is off by tens of se.
-    """
-    d = np.diag(B)
-    return k * np.sqrt(d / N), k * np.sqrt((np.outer(d, d) + B**2) / N)
-
-
-def anomalies(M):
-    return M - M.mean(axis=1, keepdims=True)
 
 
 def test_etkf_exact_prior_matches_kalman(lingauss):
