@@ -37,29 +37,44 @@ class PointValues:
             raise ObservationError(f"PointValues: points must be a non-empty (m, d) array, got shape {points.shape}")
         self.field = field
         self.points = points
-        self._spaces: dict[int, tuple] = {}
+        self._ops: dict = {}
 
-    def _vom_spaces(self, mesh):
+    def _operator(self, V):
+        """The point-evaluation matrix of space ``V`` and the order of its rows (built once).
+
+        The interpolation onto a ``VertexOnlyMesh`` is a sparse ``(m, n)`` matrix whose rows
+        (the points) are spread over the ranks in the mesh's order; ``order[k]`` is the
+        global row of the ``k``-th given point, found once by sending row numbers through
+        Firedrake's redistribution to the input ordering. Applying it is then a sparse
+        product and a gather of ``m`` values, with no form to process at each call.
+        """
         import firedrake
 
-        key = id(mesh)
-        if key not in self._spaces:
+        mesh = V.mesh()
+        key = (id(mesh), V.ufl_element())
+        if key not in self._ops:
             try:
                 vom = firedrake.VertexOnlyMesh(mesh, self.points, redundant=True)
             except Exception as exc:  # Firedrake raises its own error type for points outside
                 raise ObservationError(f"PointValues({self.field!r}): cannot place the points on the mesh: {exc}") from None
-            self._spaces[key] = (firedrake.FunctionSpace(vom, "DG", 0),
-                                 firedrake.FunctionSpace(vom.input_ordering, "DG", 0))
-        return self._spaces[key]
+            P0 = firedrake.FunctionSpace(vom, "DG", 0)
+            P0_input = firedrake.FunctionSpace(vom.input_ordering, "DG", 0)
+            to_points = firedrake.assemble(firedrake.interpolate(firedrake.TrialFunction(V), P0)).petscmat
+            row = firedrake.Function(P0)
+            lo, hi = to_points.getOwnershipRange()
+            row.dat.data[:] = np.arange(lo, hi, dtype=float)
+            in_order = firedrake.assemble(firedrake.interpolate(row, P0_input))
+            order = in_order.dat.data_ro.round().astype(int) if mesh.comm.rank == 0 else None
+            self._ops[key] = (to_points, to_points.createVecLeft(), mesh.comm.bcast(order, root=0))
+        return self._ops[key]
 
     def __call__(self, state: State) -> np.ndarray:
-        import firedrake
-
         f = state[self.field]
-        mesh = f.function_space().mesh()
-        P0, P0_input = self._vom_spaces(mesh)
-        on_points = firedrake.assemble(firedrake.interpolate(f, P0))
-        in_order = firedrake.assemble(firedrake.interpolate(on_points, P0_input))
-        comm = mesh.comm
-        values = in_order.dat.data_ro.copy() if comm.rank == 0 else None
-        return comm.bcast(values, root=0)
+        to_points, on_points, order = self._operator(f.function_space())
+        with f.dat.vec_ro as v:
+            to_points.mult(v, on_points)
+        comm = f.function_space().mesh().comm
+        values = on_points.getArray()
+        if comm.size > 1:  # rows are owned in rank order
+            values = np.concatenate(comm.allgather(values))
+        return values[order]
