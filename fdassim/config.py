@@ -7,7 +7,8 @@ A complete example (Lorenz-96 twin experiment with the ETKF)::
       options: {n: 40, F: 8.0, dt: 0.05}
     ensemble:
       size: 20
-      ranks_per_member: 1       # ranks over which one member's mesh is split
+      ranks_per_member: null    # ranks over which one member's mesh is split (null: 1, or
+                                # more when there are more ranks than members)
     observations:
       field: x                  # the observed field
       every: 1                  # observe every k-th value (or `indices: [...]`, or `points:`)
@@ -90,12 +91,12 @@ class ModelSettings:
 @dataclass(frozen=True)
 class EnsembleSettings:
     size: int
-    ranks_per_member: int = 1
+    ranks_per_member: int | None = None
 
     def __post_init__(self):
         if self.size < 2:
             raise ConfigError(f"ensemble.size: must be at least 2, got {self.size}")
-        if self.ranks_per_member < 1:
+        if self.ranks_per_member is not None and self.ranks_per_member < 1:
             raise ConfigError(f"ensemble.ranks_per_member: must be at least 1, got {self.ranks_per_member}")
 
 

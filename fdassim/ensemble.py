@@ -31,7 +31,7 @@ from .errors import ConfigError, MemberFailure
 from .layout import Layout, State
 from .models.base import check_model
 
-__all__ = ["Ensemble"]
+__all__ = ["Ensemble", "auto_ranks_per_member"]
 
 
 class Ensemble:
@@ -47,6 +47,9 @@ class Ensemble:
         The communicator of the whole run (default ``COMM_WORLD``).
     ranks_per_member
         ``M``: ranks over which each member's mesh is split; must divide the size of ``comm``.
+        ``None`` chooses it (:func:`auto_ranks_per_member`): 1 while there are no more ranks
+        than members, else the smallest split that leaves no group without a member (1 for
+        batched array models, whose states cannot be split).
     truth
         Carry one extra member, the truth of a twin experiment (index ``N``).
 
@@ -57,7 +60,7 @@ class Ensemble:
         on every rank before any communication, so no rank hangs).
     """
 
-    def __init__(self, model, size: int, comm=None, ranks_per_member: int = 1, truth: bool = False):
+    def __init__(self, model, size: int, comm=None, ranks_per_member: int | None = None, truth: bool = False):
         import firedrake
         from mpi4py import MPI
 
@@ -65,6 +68,9 @@ class Ensemble:
         comm = comm or MPI.COMM_WORLD
         if int(size) != size or size < 2:
             raise ConfigError(f"ensemble size must be an integer >= 2, got {size!r}")
+        if ranks_per_member is None:
+            ranks_per_member = 1 if getattr(model, "batched", False) else auto_ranks_per_member(
+                comm.size, int(size) + bool(truth))
         if ranks_per_member < 1 or comm.size % ranks_per_member:
             raise ConfigError(f"ranks_per_member={ranks_per_member} must divide the number of ranks ({comm.size})")
         self.model = model
@@ -241,6 +247,20 @@ class Ensemble:
 
 
 _INIT = 1  # random stream of the initial draw
+
+
+def auto_ranks_per_member(ranks: int, members: int) -> int:
+    """The smallest ``M`` dividing ``ranks`` with at most ``members`` groups of ``M`` ranks.
+
+    With no more ranks than members every rank holds whole members (``M = 1``); with more,
+    members' meshes are split so that no group is left without a member.
+
+    Examples
+    --------
+    >>> auto_ranks_per_member(4, 20), auto_ranks_per_member(8, 3), auto_ranks_per_member(6, 4)
+    (1, 4, 2)
+    """
+    return next(M for M in range(1, ranks + 1) if ranks % M == 0 and ranks // M <= members)
 
 
 def _displs(counts):

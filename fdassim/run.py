@@ -112,7 +112,8 @@ def run(settings: Settings, config_text: str = "", restart: bool = False, overwr
     if rank0:
         s = result.summary(burn_in=min(r.cycles // 10, 100))
         print(f"fdassim: {settings.filter.scheme} on {settings.model.name}, N = {e.size}, "
-              f"{r.cycles} cycles on {ensemble.world.size} rank(s) -> {path}")
+              f"{r.cycles} cycles on {ensemble.world.size} rank(s) ({ensemble.groups} group(s) of "
+              f"{ensemble.comm.size}) -> {path}")
         print(f"  time-averaged analysis RMSE {s['rmse_analysis']:.4f}, spread {s['spread_analysis']:.4f}; "
               f"forecast RMSE {s['rmse_forecast']:.4f}, spread {s['spread_forecast']:.4f}")
         t = result.timing

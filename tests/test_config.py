@@ -123,5 +123,14 @@ def test_config_nested_localization_options_from_yaml():
 def test_config_resolved_lists_defaults_and_built_objects():
     text = parse(GOOD).resolved()
     d = yaml.safe_load(text)
-    assert d["ensemble"]["ranks_per_member"] == 1 and d["run"]["twin"] is True  # defaults filled in
+    assert d["ensemble"]["ranks_per_member"] is None and d["run"]["twin"] is True  # defaults filled in
     assert d["built"]["scheme"].startswith("ETKF(") and "lam=1.02" in d["built"]["inflation"]
+
+
+def test_config_ranks_per_member_split_only_when_ranks_outnumber_members():
+    from fdassim.ensemble import auto_ranks_per_member
+
+    assert parse(GOOD).ensemble.ranks_per_member is None  # chosen at run time
+    assert [auto_ranks_per_member(P, 5) for P in (1, 2, 4, 5, 6, 8, 12, 7)] == [1, 1, 1, 1, 2, 2, 3, 7]
+    with pytest.raises(ConfigError, match="ensemble.ranks_per_member: must be at least 1, got 0"):
+        parse(changed("ensemble.ranks_per_member", 0))
