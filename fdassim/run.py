@@ -7,6 +7,7 @@ the timing breakdown on rank 0.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -14,6 +15,7 @@ import numpy as np
 from .analysis.base import ObsError
 from .config import Settings
 from .errors import ConfigError
+from .fields import write_fields
 from .observations import Identity, Observations, Subset
 
 __all__ = ["run", "make_observations"]
@@ -109,6 +111,8 @@ def run(settings: Settings, config_text: str = "", restart: bool = False, overwr
         result = assimilate(ensemble, settings.make_scheme(), observations, times, seed=r.seed,
                             inflation=settings.make_inflation(), store=store, restart=restart,
                             progress=r.progress)
+    fields_path = os.path.splitext(path)[0] + "-fields.h5"
+    saved = write_fields(fields_path, ensemble)
     if rank0:
         s = result.summary(burn_in=min(r.cycles // 10, 100))
         print(f"fdassim: {settings.filter.scheme} on {settings.model.name}, N = {e.size}, "
@@ -119,4 +123,6 @@ def run(settings: Settings, config_text: str = "", restart: bool = False, overwr
         t = result.timing
         total = sum(t.values())
         print("  time: " + ", ".join(f"{k} {v:.2f} s ({100 * v / total:.0f}%)" for k, v in t.items()))
+        if saved:
+            print(f"  final analysis fields ({', '.join(saved)}) -> {fields_path} (Firedrake CheckpointFile)")
     return result
