@@ -25,24 +25,34 @@ def _paths(tmp_path_factory, name):
     return f"{base}/world.h5", f"{base}/serial-{comm.rank}.h5"
 
 
-def _lorenz96_run(path, comm):
+def _lorenz96_run(path, comm, scheme):
     from fdassim.analysis.base import ObsError
-    from fdassim.analysis.enkf import EnKF
-    from fdassim.inflation import Multiplicative
+    from fdassim.inflation import Chain, Multiplicative, RTPS
     from fdassim.models.lorenz96 import Lorenz96
     from fdassim.observations import Observations, Subset
 
     model = Lorenz96()
     obs = Observations(Subset(tuple(range(0, 40, 2))), ObsError.from_std(1.0), model.coords[::2, None])
-    return run_twin(model, EnKF(), path, comm=comm, N=9, cycles=12, interval=0.05, observations=obs,
-                    inflation=Multiplicative(1.05))
+    return run_twin(model, scheme, path, comm=comm, N=9, cycles=12, interval=0.05, observations=obs,
+                    inflation=Chain((Multiplicative(1.05), RTPS(0.3))))
+
+
+def _scheme(name):
+    from fdassim.analysis import EnKF, Localization, LocalizedEnKF, RegressionFilter
+
+    loc = Localization(radius=5.0, periodic=(40.0,))
+    return {"enkf": EnKF(), "lenkf": LocalizedEnKF(loc),
+            "eakf-perturbed": RegressionFilter(increments="perturbed", localization=loc)}[name]
 
 
 @pytest.mark.parallel(nprocs=2)
-def test_cycle_lorenz96_members_split_is_bitwise_serial(tmp_path_factory):
+@pytest.mark.parametrize("scheme", ["enkf", "lenkf", "eakf-perturbed"])
+def test_cycle_lorenz96_members_split_is_bitwise_serial(tmp_path_factory, scheme):
+    """Transform, localized and sequential-regression schemes (row-local updates with
+    coordinates, perturbations, RTPS on rows) give the serial answer bit for bit."""
     world, serial = _paths(tmp_path_factory, "l96")
-    _lorenz96_run(world, MPI.COMM_WORLD)
-    _lorenz96_run(serial, MPI.COMM_SELF)
+    _lorenz96_run(world, MPI.COMM_WORLD, _scheme(scheme))
+    _lorenz96_run(serial, MPI.COMM_SELF, _scheme(scheme))
     a, b = read_store(world), read_store(serial)
     for key in ("ensemble/analysis/x", "ensemble/forecast/x", "truth/x", "observations/y"):
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
