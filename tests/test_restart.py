@@ -118,3 +118,20 @@ def test_run_with_bad_params_fails_before_any_work(tmp_path):
     assert proc.returncode == 2
     assert "ensemble.size: must be at least 2, got -3" in proc.stderr
     assert not os.path.exists(path)
+
+
+def test_run_from_observation_file_reproduces_the_twin(tmp_path):
+    """Observations read from a file (no truth) give the twin run's analysis exactly when the
+    file holds the twin's observations: the truth only ever enters through y."""
+    ok, twin_path = fdassim(L96, tmp_path, "twin")
+    assert ok.returncode == 0, ok.stderr
+    twin = read_store(twin_path)
+    np.savez(tmp_path / "obs.npz", y=twin["observations/y"])
+    real = dict(L96, run=dict(L96["run"], twin=False),
+                observations=dict(L96["observations"], file=str(tmp_path / "obs.npz")))
+    proc, path = fdassim(real, tmp_path, "real")
+    assert proc.returncode == 0, proc.stderr
+    d = read_store(path)
+    assert "truth/x" not in d and np.all(np.isnan(d["diagnostics/rmse_analysis"]))
+    np.testing.assert_array_equal(d["ensemble/analysis/x"], twin["ensemble/analysis/x"])
+    np.testing.assert_array_equal(d["observations/y"], twin["observations/y"])
