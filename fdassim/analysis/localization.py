@@ -51,7 +51,9 @@ __all__ = ["gaspari_cohn", "distances", "Localization", "CorrelationLength",
 _GC_INNER = (1.0, 0.0, -5.0 / 3.0, 5.0 / 8.0, 1.0 / 2.0, -1.0 / 4.0)
 _GC_OUTER = (4.0, -5.0, 5.0 / 3.0, 5.0 / 8.0, -1.0 / 2.0, 1.0 / 12.0)
 _MODELS = ("gaussian", "exponential")
-_RULES = ("noise", "curvature")
+_RULES = ("noise", "curvature", "threshold")
+#: the correlation below which ICESEE cuts off its adaptive localization
+ICESEE_THRESHOLD = 0.1
 
 
 def gaspari_cohn(z) -> np.ndarray:
@@ -248,7 +250,7 @@ class CorrelationLength:
         d = np.asarray(d, dtype=float) / self.length
         return np.exp(-0.5 * d * d) if self.model == "gaussian" else np.exp(-d)
 
-    def radius(self, rule: str = "noise") -> float:
+    def radius(self, rule: str = "noise", threshold: float = ICESEE_THRESHOLD) -> float:
         r"""Gaspari-Cohn half-width :math:`c` derived from the fitted length.
 
         ``"curvature"`` (Gaussian model only): :math:`c = \sqrt{10/3}\,L`, so the taper has the
@@ -260,9 +262,17 @@ class CorrelationLength:
         It equals 1/2 where :math:`c / (1 - c^2) = 1/\sqrt{N-1}`; we place the half-value of
         the taper at the distance :math:`d_*` where the fitted correlation takes that value:
         :math:`GC(d_* / c) = 1/2`. The radius grows with :math:`N`, as it should.
+
+        ``"threshold"``: the rule of ICESEE's adaptive localization, which cuts the
+        correlations off where the ensemble's own correlation first falls below 0.1: the
+        taper's support :math:`2c` is the first binned distance whose mean correlation is
+        below ``threshold`` (the fitted model is not used). It does not grow with :math:`N`.
         """
         if rule not in _RULES:
             raise ConfigError(f"rule must be one of {_RULES}, got {rule!r}")
+        if rule == "threshold":
+            below = np.flatnonzero(self.correlation < threshold)
+            return math.inf if below.size == 0 else float(self.distance[below[0]]) / 2.0
         if math.isinf(self.length):
             return math.inf
         if rule == "curvature":

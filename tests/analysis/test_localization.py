@@ -247,3 +247,18 @@ def test_default_decorrelation_length():
     assert default_decorrelation_length(100.0, 50.0, 9, 4) == pytest.approx(math.sqrt(5000 / 37))
     with pytest.raises(ConfigError, match="nx must be a positive"):
         default_decorrelation_length(1.0, 1.0, 0, 3)
+
+
+def test_correlation_length_threshold_rule_cuts_off_where_correlation_dies():
+    # a Gaussian correlation exp(-d^2/2L^2) falls to 0.1 at d = L sqrt(2 ln 10) = 2.146 L; the
+    # taper's support 2c is the first bin below 0.1, so within a bin width (and the sampling
+    # bias of N = 40) of that distance
+    L = 5.0
+    X = gaussian_field((300,), L, 40, seed=4)
+    fit = estimate_length_scale(X, np.arange(300), periodic=(300,), nbins=60)
+    width = fit.distance[1] - fit.distance[0]
+    c = fit.radius("threshold")
+    assert abs(2 * c - L * math.sqrt(2 * math.log(10))) < 1.5 * width
+    assert fit.correlation[np.searchsorted(fit.distance, 2 * c) - 1] >= 0.1
+    loc = AdaptiveLocalization(rule="threshold", nbins=60, periodic=(300,)).resolve(X, np.arange(300))
+    assert loc.radius == pytest.approx(c)
