@@ -250,7 +250,7 @@ def enkf_n_primal(lam: np.ndarray, c: np.ndarray, N: int, eps_N: float) -> np.nd
 
 
 def enkf_n_weights(S: np.ndarray, dy: np.ndarray, R: ObsError, eps_N: float | None = None,
-                   dual: bool = True) -> tuple[np.ndarray, np.ndarray, float]:
+                   dual: bool = True, exact_hessian: bool = True) -> tuple[np.ndarray, np.ndarray, float]:
     r"""EnKF-N mean weights :math:`w_a`, symmetric anomaly transform :math:`T` and :math:`\zeta_a`.
 
     Parameters
@@ -265,6 +265,11 @@ def enkf_n_weights(S: np.ndarray, dy: np.ndarray, R: ObsError, eps_N: float | No
         :math:`\varepsilon_N`; ``None`` for :math:`1 + 1/N` (Bocquet 2011).
     dual
         Minimise the scalar dual cost (default) or the primal cost.
+    exact_hessian
+        Transform the anomalies with the exact Hessian of the EnKF-N cost at :math:`w_a`
+        (default), or drop its rank-one term, :math:`H \approx \tilde S^T \tilde S +
+        \zeta_a I` (the ETKF's Hessian with the prior weight :math:`\zeta_a`; DAPPER's
+        ``Hess=False``), which gives a smaller analysis spread.
 
     Returns
     -------
@@ -289,7 +294,8 @@ def enkf_n_weights(S: np.ndarray, dy: np.ndarray, R: ObsError, eps_N: float | No
         a = enkf_n_primal(lam, c, N, eps_N)
         zeta = N / (eps_N + a @ a)  # zeta_a = N / (eps_N + |w_a|^2)
     # Hessian of J at w_a: on span(V) M = diag(lam + zeta) - 2 zeta^2/N a a^T; zeta I off it
-    mu, Q = eigh(np.diag(lam + zeta) - (2.0 * zeta**2 / N) * np.outer(a, a))
+    rank_one = (2.0 * zeta**2 / N) * np.outer(a, a) if exact_hessian else 0.0
+    mu, Q = eigh(np.diag(lam + zeta) - rank_one)
     if mu[0] <= 0.0:
         raise FdassimError(
             f"EnKF-N: the Hessian at the minimum is not positive definite (smallest eigenvalue "
@@ -302,12 +308,12 @@ def enkf_n_weights(S: np.ndarray, dy: np.ndarray, R: ObsError, eps_N: float | No
 
 
 def enkf_n_transform(S: np.ndarray, dy: np.ndarray, R: ObsError, eps_N: float | None = None,
-                     dual: bool = True) -> tuple[np.ndarray, float]:
+                     dual: bool = True, exact_hessian: bool = True) -> tuple[np.ndarray, float]:
     r"""The EnKF-N transform :math:`W` (``X^a = X W``) and the inflation :math:`\sqrt{N_1/\zeta_a}` it implies.
 
     See :func:`enkf_n_weights` for the parameters.
     """
-    w, T, zeta = enkf_n_weights(S, dy, R, eps_N, dual)
+    w, T, zeta = enkf_n_weights(S, dy, R, eps_N, dual, exact_hessian)
     return mean_anomaly_transform(w, T), math.sqrt((S.shape[1] - 1) / zeta)
 
 
@@ -322,6 +328,9 @@ class EnKFN(Scheme):
         :math:`1 + 1/N` as in Bocquet (2011) and Bocquet et al. (2015).
     dual
         Solve the scalar dual problem (default, robust and cheap) or the primal one.
+    exact_hessian
+        Exact Hessian in the anomaly transform (default) or without its rank-one term
+        (see :func:`enkf_n_weights`).
 
     Raises
     ------
@@ -335,6 +344,7 @@ class EnKFN(Scheme):
 
     eps_N: float | None = None
     dual: bool = True
+    exact_hessian: bool = True
 
     def __post_init__(self):
         if self.eps_N is not None and (
@@ -343,10 +353,12 @@ class EnKFN(Scheme):
             raise ConfigError(f"eps_N must be None (for 1 + 1/N) or a positive finite number, got {self.eps_N!r}")
         if not isinstance(self.dual, (bool, np.bool_)):
             raise ConfigError(f"dual must be True or False, got {self.dual!r}")
+        if not isinstance(self.exact_hessian, (bool, np.bool_)):
+            raise ConfigError(f"exact_hessian must be True or False, got {self.exact_hessian!r}")
 
     def prepare(self, Y: np.ndarray, y: np.ndarray, R: ObsError, context: AnalysisContext) -> EnKFNUpdate:
         Y, y, R = check_observations(Y, y, R)
         Ybar = Y.mean(axis=1)
         S = Y - Ybar[:, None]
-        w, T, zeta = enkf_n_weights(S, y - Ybar, R, self.eps_N, bool(self.dual))
+        w, T, zeta = enkf_n_weights(S, y - Ybar, R, self.eps_N, bool(self.dual), bool(self.exact_hessian))
         return EnKFNUpdate(mean_anomaly_transform(w, T), math.sqrt((Y.shape[1] - 1) / zeta), zeta)

@@ -170,3 +170,24 @@ def test_enkf_n_nonlinear_h_runs():
     Xa = up.apply(X)
     assert Xa.shape == X.shape and np.all(np.isfinite(Xa)) and math.isfinite(up.inflation)
     assert np.linalg.norm(h(Xa).mean(axis=1) - y) < np.linalg.norm(h(X).mean(axis=1) - y)
+
+
+def test_enkf_n_approximate_hessian_is_etkf_transform_at_zeta(lingauss):
+    """Without the rank-one term, T = sqrt(N1) (S~^T S~ + zeta I)^{-1/2}: the ETKF's square
+    root with prior weight zeta; same mean weights, and a smaller spread than the exact one."""
+    from scipy.linalg import sqrtm
+
+    from fdassim.analysis.enkf_n import enkf_n_weights
+
+    X = lingauss.ensemble(12, exact=False)
+    Y = lingauss.H @ X
+    S = anomalies(Y)
+    dy = lingauss.y - Y.mean(axis=1)
+    w, T, zeta = enkf_n_weights(S, dy, lingauss.R, exact_hessian=False)
+    w_exact, T_exact, zeta_exact = enkf_n_weights(S, dy, lingauss.R)
+    np.testing.assert_allclose(w, w_exact, rtol=1e-12)
+    assert zeta == zeta_exact
+    St = lingauss.R.whiten(S)
+    expect = np.real(sqrtm(np.linalg.inv(St.T @ St + zeta * np.eye(12)))) * np.sqrt(11)
+    np.testing.assert_allclose(T, expect, rtol=1e-9, atol=1e-12)
+    assert np.trace(T @ T) < np.trace(T_exact @ T_exact)
