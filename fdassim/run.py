@@ -89,9 +89,9 @@ def run(settings: Settings, config_text: str = "", restart: bool = False, overwr
     ensemble = Ensemble(model, e.size, comm=comm, ranks_per_member=e.ranks_per_member, truth=r.twin)
     observations = make_observations(settings, ensemble)
     times = r.t0 + r.interval * np.arange(r.cycles + 1)
-    m = observations.R.m if observations.values is None else observations.values.shape[1]
-    if observations.values is None:
-        m = ensemble.observe(observations.operator).shape[0]
+    # the number of observations: from the given values, else from the operator on the members
+    m = (observations.values.shape[1] if observations.values is not None
+         else ensemble.observe(observations.operator).shape[0])
     path = settings.output.path
     rank0 = ensemble.world.rank == 0
     store = None
