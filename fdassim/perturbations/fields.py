@@ -28,7 +28,7 @@ https://doi.org/10.1007/s10236-003-0036-9
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -66,6 +66,7 @@ class RandomField:
     length: float | tuple[float, ...] = 1.0
     angle: float = 0.0
     modes: int = 1000
+    _srfs: dict = field(default_factory=dict, repr=False, compare=False)  # dimension -> gstools SRF
 
     def __post_init__(self):
         if self.model not in ("gaussian", "exponential"):
@@ -98,7 +99,10 @@ class RandomField:
         import gstools as gs
 
         xy = np.asarray(xy, dtype=float).reshape(len(xy), -1)
-        srf = gs.SRF(self.covariance_model(xy.shape[1]), mean=0.0, mode_no=int(self.modes))
+        d = xy.shape[1]
+        if d not in self._srfs:  # built once: a call only redraws the modes from the seed
+            self._srfs[d] = gs.SRF(self.covariance_model(d), mean=0.0, mode_no=int(self.modes))
+        srf = self._srfs[d]
         return np.asarray(srf(tuple(xy.T), seed=_seed(rng)), dtype=float).reshape(-1)
 
     def conditioned(self, xy: np.ndarray, rng: np.random.Generator, positions: np.ndarray, values: np.ndarray,
@@ -164,6 +168,7 @@ class PseudoRandomField:
     resolution: tuple[int, int] | None = None
     points_per_length: int = 4
     extension: float = 2.0
+    _grids: dict = field(default_factory=dict, repr=False, compare=False)  # box -> grid and amplitudes
 
     def __post_init__(self):
         if not (np.isfinite(self.std) and self.std > 0):
@@ -198,7 +203,10 @@ class PseudoRandomField:
         whole domain's box, the same on every rank)."""
         from scipy.interpolate import RegularGridInterpolator
 
-        origin, h, shape, a = self.grid(lower, upper)
+        box = (tuple(np.asarray(lower, dtype=float).tolist()), tuple(np.asarray(upper, dtype=float).tolist()))
+        if box not in self._grids:
+            self._grids[box] = self.grid(lower, upper)
+        origin, h, shape, a = self._grids[box]
         phase = rng.uniform(size=shape)
         q = np.real(np.fft.ifft2(a * np.exp(2j * np.pi * phase))) * a.size  # sum_k a_k cos(k.x + 2 pi phi_k)
         q *= self.std * np.sqrt(2.0 / np.sum(a ** 2))
