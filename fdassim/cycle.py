@@ -120,7 +120,7 @@ def assimilate(ensemble: Ensemble, scheme: Scheme, observations: Observations, t
         state = ensemble.to_rows()
         Xf, Y = state[:, :N].copy(), Y_all[:, :N]
         truth = state[:, N] if ensemble.has_truth else None
-        y = observations.observed(k, seed, Y_all[:, N] if ensemble.has_truth else None, truth_member=N)
+        y = observations.observed(k, seed, Y_all[:, N] if ensemble.has_truth else None)
         ctx = AnalysisContext(seed=seed, cycle=k, obs_coords=observations.coords)
         X, Y = (inflation.prior(Xf, rows), inflation.prior_obs(Y)) if inflation else (Xf, Y)
         Xa = scheme.prepare(Y, y, observations.R, ctx).apply(X, rows)

@@ -30,6 +30,7 @@ from .analysis.base import Rows
 from .errors import ConfigError, MemberFailure
 from .layout import Layout, State
 from .models.base import check_model
+from .streams import Stream, generator
 
 __all__ = ["Ensemble", "auto_ranks_per_member"]
 
@@ -109,11 +110,16 @@ class Ensemble:
 
     # -- members -----------------------------------------------------------------------------
     def initialize(self, seed: int) -> None:
-        """Draw every local member's initial state from its own generator ``(seed, member)``."""
-        from .analysis.base import member_rng
+        """Draw every local member's initial state from its own generator.
 
+        Member ``i`` draws from the :attr:`~fdassim.streams.Stream.INITIAL` generator of
+        ``(seed, cycle 0, i)``, the truth of a twin from the :attr:`~fdassim.streams.Stream.TRUTH`
+        generator of ``seed`` (so it does not depend on the ensemble size).
+        """
         for i, state in zip(self.local, self.states):
-            self.model.initial_state(state, member_rng(seed, 0, i, stream=_INIT))
+            rng = (generator(seed, Stream.TRUTH, 0) if i == self.size
+                   else generator(seed, Stream.INITIAL, 0, member=i))
+            self.model.initial_state(state, rng)
 
     def forecast(self, t0: float, t1: float, cycle: int) -> None:
         """Advance every local member from ``t0`` to ``t1``; stop on all ranks if one fails.
@@ -244,9 +250,6 @@ class Ensemble:
     def sum_rows(self, values: np.ndarray) -> np.ndarray:
         """Sum a per-row quantity over all rows of all ranks (for diagnostics, not for updates)."""
         return self.world.allreduce(np.asarray(values, dtype=float))
-
-
-_INIT = 1  # random stream of the initial draw
 
 
 def auto_ranks_per_member(ranks: int, members: int) -> int:

@@ -14,7 +14,7 @@ Like :meth:`fdassim.analysis.base.Update.apply`, every method works on *rows* (a
 :class:`~fdassim.analysis.base.Rows`) and the result of a row depends on that row alone, so
 it is the same for any split of the state over processes. Row means and variances are summed
 over members in a fixed order for that reason (see :func:`_row_mean`). Random numbers come
-from :func:`~fdassim.analysis.base.member_rng` only.
+from the :attr:`~fdassim.streams.Stream.ADDITIVE` stream of :mod:`fdassim.streams` only.
 
 The base class is the identity. Implemented:
 
@@ -58,13 +58,9 @@ import numpy as np
 
 from .analysis.base import AnalysisContext, Rows
 from .errors import ConfigError, InputError
+from .streams import Stream, row_normals
 
-__all__ = ["Stage", "Inflation", "Multiplicative", "Additive", "RTPS", "RTPP", "Chain",
-           "ADDITIVE_STREAM"]
-
-#: The :func:`~fdassim.analysis.base.member_rng` stream of :class:`Additive` noise, apart
-#: from the streams the analysis schemes use (observation perturbations use 0).
-ADDITIVE_STREAM = 101
+__all__ = ["Stage", "Inflation", "Multiplicative", "Additive", "RTPS", "RTPP", "Chain"]
 
 
 class Stage(Enum):
@@ -231,11 +227,10 @@ class Additive(Inflation):
     .. math::
         x^a_i \leftarrow x^a_i + \eta_i, \qquad \eta_i \sim \mathcal N(0, \operatorname{diag}(s^2))
 
-    Member ``i``'s noise does not depend on how the state is split into row blocks: its
-    generator :func:`~fdassim.analysis.base.member_rng` ``(seed, cycle, i, stream)`` draws the
-    full vector of ``rows.total`` values and the block keeps ``rows.start : rows.start + nb``.
-    A block therefore costs :math:`O(n)` draws per member whatever its size ``nb``
-    (:math:`O(nN)` per block), which is cheap next to a forecast but not free for large ``n``.
+    Member ``i``'s noise does not depend on how the state is split into row blocks: it is
+    :func:`fdassim.streams.row_normals` of the :attr:`~fdassim.streams.Stream.ADDITIVE`
+    stream for ``(seed, cycle, i)`` at the global rows ``rows.start : rows.start + nb``,
+    drawn in fixed parts of the state vector, so a block costs about its own size.
 
     It acts on the posterior only (the prior interface has no cycle to seed from), i.e. it
     models error added during the next forecast.
@@ -245,26 +240,20 @@ class Additive(Inflation):
     std
         Noise standard deviation :math:`s`: a scalar, or ``(n,)`` values, one per state row
         (global indexing), all finite and ``>= 0``.
-    stream
-        The :func:`~fdassim.analysis.base.member_rng` stream of the noise.
 
     Raises
     ------
     ConfigError
-        If a standard deviation is negative or not finite, or ``stream`` is not a
-        non-negative integer.
+        If a standard deviation is negative or not finite.
     """
 
     std: float | np.ndarray = 0.0
-    stream: int = ADDITIVE_STREAM
 
     def __post_init__(self):
         std = np.asarray(self.std, dtype=float)
         if std.ndim > 1 or not np.all(np.isfinite(std) & (std >= 0)):
             raise ConfigError(f"Additive: std must be finite and >= 0 (a scalar or one per state row), "
                               f"got {self.std!r}")
-        if isinstance(self.stream, bool) or not isinstance(self.stream, (int, np.integer)) or self.stream < 0:
-            raise ConfigError(f"Additive: stream must be a non-negative integer, got {self.stream!r}")
         object.__setattr__(self, "std", float(std) if std.ndim == 0 else std)
 
     def posterior(self, Xa, Xf, rows, context):
@@ -286,7 +275,7 @@ class Additive(Inflation):
             return Xa
         out = Xa.copy()
         for i in range(N):
-            out[:, i] += s * context.rng(i, self.stream).standard_normal(rows.total)[lo:hi]
+            out[:, i] += s * row_normals(context.seed, Stream.ADDITIVE, context.cycle, i, lo, hi)
         return out
 
 

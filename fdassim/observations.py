@@ -4,7 +4,8 @@ An :class:`Observations` couples an observation operator ``H`` (a callable on on
 state returning the ``(m,)`` predicted values) with its error covariance ``R``, the
 observation coordinates (for localization) and the observed values: given, one row per
 cycle, or drawn from the truth of a twin experiment as ``y = H(x_true) + R^{1/2} z`` with
-``z`` seeded by ``(seed, cycle)``, never by rank.
+``z`` from the :attr:`~fdassim.streams.Stream.OBS_NOISE` generator of ``(seed, cycle)``,
+never by rank, nor by the ensemble size.
 
 Built-in operators for array fields: :class:`Identity` and :class:`Subset`. Operators on
 Firedrake fields (point values, masks, whole fields) live in :mod:`fdassim.observations`'
@@ -18,14 +19,12 @@ from typing import Callable
 
 import numpy as np
 
-from .analysis.base import ObsError, member_rng
+from .analysis.base import ObsError
 from .errors import ObservationError
 from .layout import State
+from .streams import Stream, generator
 
-__all__ = ["Observations", "Identity", "Subset", "OBS_NOISE_STREAM"]
-
-#: random stream of synthetic observation noise (member index = ensemble size, the truth's)
-OBS_NOISE_STREAM = 2
+__all__ = ["Observations", "Identity", "Subset"]
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,7 @@ class Observations:
                 raise ObservationError(f"observed values must be (cycles, m), got shape {v.shape}")
             object.__setattr__(self, "values", v)
 
-    def observed(self, cycle: int, seed: int, truth_predicted: np.ndarray | None, truth_member: int) -> np.ndarray:
+    def observed(self, cycle: int, seed: int, truth_predicted: np.ndarray | None) -> np.ndarray:
         """The observations of ``cycle``: given values, or the truth's plus noise.
 
         Raises
@@ -103,5 +102,5 @@ class Observations:
             raise ObservationError("no observed values and no truth to draw them from: give values "
                                    "or run a twin experiment")
         R = self.R.expand(truth_predicted.size)
-        z = member_rng(seed, cycle, truth_member, OBS_NOISE_STREAM).standard_normal(truth_predicted.size)
+        z = generator(seed, Stream.OBS_NOISE, cycle).standard_normal(truth_predicted.size)
         return truth_predicted + R.color(z)

@@ -8,7 +8,7 @@ A twin experiment integrates a "truth" with the model, observes it with noise
 block of rows (:meth:`Rows.whole <fdassim.analysis.base.Rows.whole>`). The parallel cycle
 (:mod:`fdassim.cycle`) deals members and rows over processes and must reproduce it, since
 every analysis and inflation result of a row depends on that row alone and random numbers
-come from :func:`~fdassim.analysis.base.member_rng`. One cycle ``k`` (observation ``k`` at
+come from the streams of :mod:`fdassim.streams`. One cycle ``k`` (observation ``k`` at
 ``times[k + 1]``) is
 
 1. forecast every member from ``times[k]`` to ``times[k + 1]``;
@@ -40,6 +40,7 @@ import numpy as np
 from .analysis.base import AnalysisContext, ObsError, Rows, Scheme, check_ensemble
 from .errors import ConfigError, InputError, MemberFailure
 from .inflation import Inflation
+from .streams import Stream, generator
 
 __all__ = ["simulate", "run_filter", "TwinResult"]
 
@@ -72,7 +73,9 @@ def simulate(model, x0: np.ndarray, times: np.ndarray, H: ObsOperator, R: ObsErr
     R
         Observation-error covariance.
     seed
-        Seed of the observation noise (``numpy.random.default_rng(seed)``, a local generator).
+        Seed of the observation noise: row ``k`` draws from the
+        :attr:`~fdassim.streams.Stream.OBS_NOISE` generator of ``(seed, k)``, the noise the
+        parallel cycle's twin experiments add at cycle ``k``.
 
     Returns
     -------
@@ -89,8 +92,8 @@ def simulate(model, x0: np.ndarray, times: np.ndarray, H: ObsOperator, R: ObsErr
         truth[k] = model.integrate(truth[k - 1], times[k - 1], times[k])
     Hx = H(truth[1:].T)  # (m, K)
     R = R.expand(Hx.shape[0])
-    rng = np.random.default_rng(seed)
-    return truth, (Hx + R.color(rng.standard_normal(Hx.shape))).T
+    Z = np.stack([generator(seed, Stream.OBS_NOISE, k).standard_normal(Hx.shape[0]) for k in range(Hx.shape[1])], 1)
+    return truth, (Hx + R.color(Z)).T
 
 
 @dataclass(frozen=True)

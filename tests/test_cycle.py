@@ -85,9 +85,9 @@ def test_cycle_member_failure_names_member_and_cycle(tmp_path):
 def test_cycle_lorenz96_equals_serial_reference_loop(tmp_path):
     """The cycle (members dealt, transposed, stored) and fdassim.twin's plain array loop give
     bitwise the same analyses from the same initial ensemble and observations."""
-    from fdassim.analysis.base import ObsError, member_rng
+    from fdassim.analysis.base import ObsError
     from fdassim.analysis.etkf import ETKF
-    from fdassim.ensemble import _INIT
+    from fdassim.streams import Stream, generator
     from fdassim.inflation import Multiplicative
     from fdassim.models.lorenz96 import Lorenz96
     from fdassim.observations import Identity, Observations
@@ -102,7 +102,7 @@ def test_cycle_lorenz96_equals_serial_reference_loop(tmp_path):
     X0 = np.empty((model.n, N))
     for i in range(N):
         s = model.new_state()
-        model.initial_state(s, member_rng(seed, 0, i, stream=_INIT))
+        model.initial_state(s, generator(seed, Stream.INITIAL, 0, member=i))
         X0[:, i] = s["x"]
     truth = np.vstack([np.zeros(model.n), d["truth/x"]])
     times = 0.05 * np.arange(K + 1)

@@ -4,8 +4,7 @@ Nothing here imports Firedrake or PETSc. See :mod:`fdassim.analysis.base` for th
 prepare/apply split that lets one parallel mechanism apply every scheme.
 """
 
-from .base import (PERTURBATION_STREAM, AnalysisContext, ObsError, Rows, Scheme, TransformUpdate, Update,
-                   combine, member_rng, row_mean)
+from .base import AnalysisContext, ObsError, Rows, Scheme, TransformUpdate, Update, combine, row_mean
 from .denkf import DEnKF
 from .enkf import EnKF, InnovationCovariance, Innovations
 from .enkf_n import EnKFN
@@ -16,7 +15,7 @@ from .lenkf import LocalizedEnKF
 from .localization import AdaptiveLocalization, Localization, gaspari_cohn
 from .regression import Increments, RegressionFilter
 
-__all__ = ["PERTURBATION_STREAM", "AnalysisContext", "ObsError", "Rows", "Scheme", "TransformUpdate", "Update",
-           "combine", "member_rng", "row_mean", "kalman_analysis",
+__all__ = ["AnalysisContext", "ObsError", "Rows", "Scheme", "TransformUpdate", "Update",
+           "combine", "row_mean", "kalman_analysis",
            "EnKF", "Innovations", "InnovationCovariance", "ETKF", "EnSRF", "DEnKF", "EnKFN", "LocalizedEnKF",
            "Localization", "AdaptiveLocalization", "gaspari_cohn", "RegressionFilter", "Increments"]

@@ -49,13 +49,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InputError, ObservationError
-
-#: random stream of observation perturbations (stochastic EnKF, localized EnKF, perturbed-obs
-#: regression filter: the same draws, so the schemes can be compared member by member)
-PERTURBATION_STREAM = 1
+from ..streams import Stream, member_block
 
 __all__ = [
-    "PERTURBATION_STREAM",
     "ObsError",
     "Rows",
     "AnalysisContext",
@@ -64,7 +60,6 @@ __all__ = [
     "Scheme",
     "combine",
     "row_mean",
-    "member_rng",
     "check_ensemble",
     "check_observations",
 ]
@@ -239,8 +234,8 @@ class AnalysisContext:
     Parameters
     ----------
     seed
-        The user's seed. Random numbers are drawn by :func:`member_rng` from
-        ``(seed, cycle, member)``, never from the process rank.
+        The user's seed. Random numbers come from :mod:`fdassim.streams`, seeded by
+        ``(seed, stream, cycle, member)``, never by the process rank.
     cycle
         Index of the assimilation cycle.
     obs_coords
@@ -251,35 +246,16 @@ class AnalysisContext:
     cycle: int = 0
     obs_coords: np.ndarray | None = None
 
-    def rng(self, member: int, stream: int = 0) -> np.random.Generator:
-        """The generator of ``member`` in this cycle; ``stream`` separates independent uses."""
-        return member_rng(self.seed, self.cycle, member, stream)
-
-    def standard_normal(self, m: int, N: int, stream: int = PERTURBATION_STREAM) -> np.ndarray:
+    def standard_normal(self, m: int, N: int, stream: Stream = Stream.OBS_PERTURBATION) -> np.ndarray:
         """``(m, N)`` standard normal draws of the ``N`` members for this cycle.
 
-        One generator seeded by ``(seed, cycle, stream)`` draws member after member, and
-        column ``i`` is member ``i``'s ``m`` values. The observation-space work of an analysis
-        runs on every rank with the same inputs, so every rank draws the same block: the
-        draws depend on the seed, the cycle, the member and the sizes, never on the rank or
-        on how members are dealt. (One generator per member, :meth:`rng`, costs ~20 us each
-        to create: twice the cost of a whole EnKF transform at N = 40.)
+        The member block of :func:`fdassim.streams.member_block`: one generator per
+        ``(seed, stream, cycle)`` draws member after member, column ``i`` being member ``i``'s
+        values. The observation-space work of an analysis runs on every rank with the same
+        inputs, so every rank draws the same block; it depends on the seed, the cycle, the
+        member and ``m``, never on the rank or on how members are dealt.
         """
-        for name, value in (("m", m), ("N", N), ("stream", stream)):
-            if int(value) != value or value < 0:
-                raise InputError(f"{name} must be a non-negative integer, got {value!r}")
-        return np.random.default_rng([int(self.seed), int(self.cycle), int(stream)]).standard_normal((N, m)).T
-
-
-def member_rng(seed: int, cycle: int, member: int, stream: int = 0) -> np.random.Generator:
-    """A generator seeded by ``(seed, cycle, member, stream)``.
-
-    The draws of a member do not depend on how members are dealt over processes.
-    """
-    for name, value in (("seed", seed), ("cycle", cycle), ("member", member), ("stream", stream)):
-        if int(value) != value or value < 0:
-            raise InputError(f"{name} must be a non-negative integer, got {value!r}")
-    return np.random.default_rng([int(seed), int(cycle), int(member), int(stream)])
+        return member_block(self.seed, stream, self.cycle, m, N)
 
 
 def combine(X: np.ndarray, W: np.ndarray, tile: int = 2048) -> np.ndarray:

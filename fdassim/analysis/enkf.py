@@ -70,14 +70,12 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve, svd
 
 from ..errors import ConfigError, ObservationError
-from .base import (PERTURBATION_STREAM, AnalysisContext, ObsError, Scheme, TransformUpdate,
-                   check_observations)
+from .base import AnalysisContext, ObsError, Scheme, TransformUpdate, check_observations
 
 __all__ = [
     "Innovations",
     "InnovationCovariance",
     "EnKF",
-    "PERTURBATION_STREAM",
     "random_perturbations",
     "gaussian_correlation",
     "correlated_perturbations",

@@ -9,11 +9,12 @@ from scipy.linalg import null_space
 
 from lingauss import anomalies, exact_ensemble, make_lingauss, sampling_tolerance
 from fdassim.analysis import AnalysisContext, ObsError, TransformUpdate, kalman_analysis
-from fdassim.analysis.enkf import (PERTURBATION_STREAM, EnKF, InnovationCovariance, Innovations,
+from fdassim.analysis.enkf import (EnKF, InnovationCovariance, Innovations,
                                    correlated_obs_error, enkf_exact_transform,
                                    enkf_transform, gaussian_correlation, project_onto_ensemble,
                                    truncated_svd)
 from fdassim.errors import ConfigError, ObservationError
+from fdassim.streams import Stream, generator
 
 N_LARGE = 2000
 EXACT, ENSEMBLE = InnovationCovariance.EXACT, InnovationCovariance.ENSEMBLE
@@ -128,8 +129,8 @@ def test_enkf_perturbation_columns_are_the_members_draws(lingauss):
     Y = lingauss.H @ lingauss.ensemble(8, exact=False)
     ctx = AnalysisContext(seed=11, cycle=4)
     E = EnKF().perturbations(Y, lingauss.R, ctx)
-    # one generator per (seed, cycle, stream) draws member after member: column i is member i's
-    Z = np.random.default_rng([11, 4, PERTURBATION_STREAM]).standard_normal((8, lingauss.m)).T
+    # one generator per (seed, stream, cycle) draws member after member: column i is member i's
+    Z = generator(11, Stream.OBS_PERTURBATION, 4).standard_normal((8, lingauss.m)).T
     raw = lingauss.R.color(Z)
     np.testing.assert_allclose(E, raw - raw.mean(axis=1, keepdims=True), rtol=0, atol=1e-14)
     # the draws depend on seed and cycle, not on anything else of the context
@@ -270,8 +271,11 @@ def test_enkf_correlated_large_sample_matches_kalman_with_correlated_r(covarianc
     tol_mean, tol_cov = sampling_tolerance(lg.B, N_LARGE)
     assert np.all(np.abs(Xa.mean(axis=1) - xa) <= tol_mean)
     assert np.all(np.abs(np.cov(Xa) - Pa) <= tol_cov)
-    # and not for the diagonal R it was given: the correlation is not ignored
-    assert np.abs(np.cov(Xa) - lg.Pa).max() > 2 * np.abs(np.cov(Xa) - Pa).max()
+    # and not for the diagonal R it was given: the correlation is not ignored. The two
+    # analyses differ by 0.05 at most, well inside the sampling tolerance, so compare whole
+    # matrices: the sample covariance is nearer R_c's (Frobenius 0.05-0.11 over seeds 0-3)
+    # than the diagonal R's (0.13-0.16)
+    assert np.linalg.norm(np.cov(Xa) - Pa) < 0.8 * np.linalg.norm(np.cov(Xa) - lg.Pa)
 
 
 # n = m = 40, H = I, prior B = 4 I (std 2), R = I: the Kalman posterior variance is

@@ -8,7 +8,7 @@ def test_analysis_modules_import_without_firedrake_or_petsc():
     code = (
         "import sys, pkgutil, importlib, fdassim.analysis as a\n"
         "mods = ['fdassim.analysis.' + m.name for m in pkgutil.iter_modules(a.__path__)]\n"
-        "mods += ['fdassim.inflation', 'fdassim.twin', 'fdassim.models.lorenz96', 'fdassim.config']\n"
+        "mods += ['fdassim.streams', 'fdassim.inflation', 'fdassim.twin', 'fdassim.models.lorenz96', 'fdassim.config']\n"
         "[importlib.import_module(m) for m in mods]\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('firedrake', 'petsc4py', 'pyop2', 'ufl'))\n"
         "print(len(mods), bad)\n"
