@@ -1,0 +1,144 @@
+function fdassim_server(directory, name, owner_pid, owner_start)
+%FDASSIM_SERVER  The command loop of an issm_bridge server (MATLAB and GNU Octave).
+%
+%   fdassim_server(directory, name, owner_pid, owner_start) waits for requests in
+%   DIRECTORY and answers each one, until asked to stop or until its owner is gone.
+%
+%   Protocol (every file is MAT level 5, written under a temporary name and renamed):
+%     request.mat  written by Python: id (char), code (char), nout (0 or 1)
+%     reply.mat    written here:      id, ok (logical), message, identifier, stack,
+%                                     elapsed (seconds inside the command), result
+%     ready.mat    written once at start: pid, engine, version, name
+%   The code is evaluated inside try/catch: an error, including a syntax error, is
+%   answered with ok = false, the message and the stack; the loop goes on. The code
+%   '__stop__' answers ok and ends the loop.
+%
+%   OWNER_PID > 0 ties the server to a process: when that process is gone (or its
+%   /proc start time OWNER_START no longer matches), the server exits by itself, so a
+%   killed Python leaves no server behind. OWNER_PID = 0: a detached server.
+
+  is_octave = exist('OCTAVE_VERSION', 'builtin') > 0;
+  if is_octave
+    more off;
+    page_screen_output(false);
+    page_output_immediately(true);
+  end
+  request = fullfile(directory, 'request.mat');
+  reply_path = fullfile(directory, 'reply.mat');
+  ready.pid = fdassim_getpid();
+  ready.name = name;
+  if is_octave
+    ready.engine = 'octave';
+  else
+    ready.engine = 'matlab';
+  end
+  ready.version = version();
+  fdassim_save(fullfile(directory, 'ready.mat'), ready);
+  fprintf('issm_bridge server %s ready (pid %d, %s %s)\n', name, ready.pid, ready.engine, ready.version);
+  flush_output(is_octave);
+
+  idle = 0.001;
+  last_check = tic;
+  while true
+    if exist(request, 'file') == 2
+      [reply, stop] = answer(request);
+      fdassim_save(reply_path, reply);
+      flush_output(is_octave);
+      if stop
+        break;
+      end
+      idle = 0.001;
+    else
+      pause(idle);
+      idle = min(2 * idle, 0.02);
+      if owner_pid > 0 && toc(last_check) > 1
+        last_check = tic;
+        if ~owner_alive(owner_pid, owner_start)
+          fprintf('issm_bridge server %s: owner %d is gone, exiting\n', name, owner_pid);
+          flush_output(is_octave);
+          break;
+        end
+      end
+    end
+  end
+end
+
+function [reply, stop] = answer(request)
+  reply = struct('id', '', 'ok', true, 'message', '', 'identifier', '', 'stack', '', ...
+                 'elapsed', 0, 'result', []);
+  stop = false;
+  try
+    s = load(request);
+    delete(request);
+  catch err
+    % a request that cannot be read is answered as an error; its id is unknown
+    reply.ok = false;
+    reply.message = ['cannot read the request: ' err.message];
+    delete(request);
+    return;
+  end
+  reply.id = s.id;
+  t = tic;
+  if strcmp(s.code, '__stop__')
+    stop = true;
+  else
+    try
+      reply.result = evaluate(s.code, s.nout);
+    catch err
+      reply.ok = false;
+      reply.message = err.message;
+      reply.identifier = err.identifier;
+      reply.stack = format_stack(err);
+    end
+  end
+  reply.elapsed = toc(t);
+end
+
+function result = evaluate(fdassim_code__, fdassim_nout__)
+  % a workspace of its own: the command sees none of the loop's variables
+  result = [];
+  if fdassim_nout__ > 0
+    result = eval(fdassim_code__);
+  else
+    eval([fdassim_code__ ';']);
+  end
+end
+
+function text = format_stack(err)
+  text = '';
+  for k = 1:numel(err.stack)
+    f = err.stack(k);
+    if strncmp(f.name, 'fdassim_server', 14)
+      continue;  % the loop's own frames
+    end
+    text = [text sprintf('%s at %s:%d\n', f.name, f.file, f.line)]; %#ok<AGROW>
+  end
+end
+
+function ok = owner_alive(pid, start)
+  stat = sprintf('/proc/%d/stat', pid);
+  if exist('/proc', 'dir') == 7
+    if exist(stat, 'file') ~= 2
+      ok = false;
+      return;
+    end
+    try
+      text = fileread(stat);
+    catch
+      ok = false;  % vanished between the two calls
+      return;
+    end
+    rest = strsplit(strtrim(text(find(text == ')', 1, 'last') + 2:end)), ' ');
+    % rest{1} is the state (Z: a zombie), rest{20} the start time in clock ticks
+    ok = ~strcmp(rest{1}, 'Z') && (start <= 0 || str2double(rest{20}) == start);
+  else
+    ok = system(sprintf('kill -0 %d 2>/dev/null', pid)) == 0;
+  end
+end
+
+function flush_output(is_octave)
+  if is_octave
+    fflush(stdout);
+    fflush(stderr);
+  end
+end

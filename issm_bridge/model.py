@@ -1,0 +1,280 @@
+"""The ISSM model for fdassim: settings, fields and the prior; members run on a server pool.
+
+``ISSM`` implements fdassim's model protocol in its per-member form
+(:mod:`fdassim.models.base`): :meth:`ISSM.domain` starts (or attaches to) the pool of
+MATLAB/Octave servers the members on one rank share, :meth:`ISSM.member` makes one member,
+whose ``forecast(t0, t1)`` runs an ISSM transient through a server
+(:mod:`issm_bridge.domain`). The state is a set of vertex fields of ISSM's ``md``:
+
+==============  ==========================  ===============================
+field           md path                     TransientSolution result
+==============  ==========================  ===============================
+``thickness``   ``md.geometry.thickness``   ``Thickness``
+``surface``     ``md.geometry.surface``     ``Surface``
+``base``        ``md.geometry.base``        ``Base``
+``bed``         ``md.geometry.bed``         (unchanged by a transient)
+``vx``, ``vy``  ``md.initialization.vx/vy`` ``Vx``, ``Vy``
+``friction``    ``md.friction.coefficient`` (unchanged; set by the inversion)
+==============  ==========================  ===============================
+
+and any other field named in ``paths`` (name -> md path) and ``results`` (name -> result).
+
+Two back ends run the same MATLAB code: ``issm`` calls ISSM's ``solve(md, 'Transient')``
+on the model ``setup`` gives (ISSM found through ``ISSM_DIR``); ``flowline`` calls the test
+model in the repository, ``flowline_solve`` on ``flowline_model`` (a grounded glacier
+flowline in md's field names, ``issm_bridge/matlab/testmodel``), so the bridge is tested
+end to end under GNU Octave on any machine.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from fdassim import ConfigError, FieldSpec
+
+__all__ = ["ISSM", "Backend", "Inversion", "PATHS", "RESULTS"]
+
+#: standard field names -> md paths
+PATHS = {"thickness": "geometry.thickness", "surface": "geometry.surface", "base": "geometry.base",
+         "bed": "geometry.bed", "vx": "initialization.vx", "vy": "initialization.vy",
+         "friction": "friction.coefficient"}
+#: standard field names -> the TransientSolution result that replaces them after a forecast
+RESULTS = {"thickness": "Thickness", "surface": "Surface", "base": "Base", "vx": "Vx", "vy": "Vy"}
+
+
+class Backend(enum.Enum):
+    """Which model the servers run."""
+
+    FLOWLINE = "flowline"  #: the test glacier in ``issm_bridge/matlab/testmodel`` (no ISSM needed)
+    ISSM = "issm"          #: ISSM's ``solve``, found through ``ISSM_DIR``
+
+
+@dataclass(frozen=True)
+class Inversion:
+    """A friction inversion after each analysis (ICESEE section 4.2.2), by ISSM's control method.
+
+    Each member's friction coefficient is inverted from its analysed velocity (``vx``,
+    ``vy`` as ``md.inversion.vx_obs``/``vy_obs``) minimising ISSM's cost functions 101
+    (absolute misfit), 102 (relative misfit) and 501 (the Tikhonov term on the gradient of
+    the coefficient) with the weights below, within ``[min, max]``; the result replaces the
+    member's ``friction`` before its next forecast.
+
+    Parameters
+    ----------
+    absolute, relative, tikhonov
+        Weights of the cost functions 101, 102 and 501 (``md.inversion.cost_functions_coefficients``);
+        a zero weight leaves its cost function out.
+    min, max
+        Bounds of the coefficient (``md.inversion.min_parameters`` / ``max_parameters``).
+    iterations
+        Iterations of the optimiser (``maxiter``/``maxsteps``, or ``nsteps`` of ISSM's default class).
+    """
+
+    absolute: float = 1.0
+    relative: float = 0.0
+    tikhonov: float = 1e3
+    min: float = 1.0
+    max: float = 200.0
+    iterations: int = 20
+
+    def __post_init__(self):
+        for name in ("absolute", "relative", "tikhonov"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise ConfigError(f"inversion.{name}: must be a finite weight >= 0, got {v!r}")
+        if self.absolute == 0 and self.relative == 0:
+            raise ConfigError("inversion: give a velocity misfit weight (absolute or relative > 0)")
+        if not (math.isfinite(self.min) and math.isfinite(self.max) and 0 <= self.min < self.max):
+            raise ConfigError(f"inversion: need 0 <= min < max, got min={self.min!r}, max={self.max!r}")
+        if self.iterations < 1:
+            raise ConfigError(f"inversion.iterations: must be at least 1, got {self.iterations}")
+
+    def job(self) -> dict:
+        """The inversion's part of a member file's job (``job.inversion``)."""
+        return {"absolute": self.absolute, "relative": self.relative, "tikhonov": self.tikhonov,
+                "min": self.min, "max": self.max, "iterations": float(self.iterations), "field": "friction"}
+
+
+@dataclass(frozen=True)
+class ISSM:
+    """An ISSM model run through MATLAB/Octave servers (see the module docstring).
+
+    Parameters
+    ----------
+    backend
+        ``flowline`` (the test model in the repository) or ``issm`` (ISSM through ``ISSM_DIR``).
+    setup
+        What builds ``md``: a ``.mat`` file holding ``md`` (ISSM's ``savemodel``/``save``), or a
+        MATLAB function returning it; default ``flowline_model`` for the flowline back end.
+    setup_options
+        Passed to the setup function as a struct (when not empty).
+    state, parameters, carried
+        Names of the assimilated state fields, the assimilated parameters, and the fields
+        carried along (exchanged and stored in the restart, not assimilated).
+    paths, results
+        Extra fields: name -> md path, and name -> TransientSolution result (a field with
+        no result keeps the value its md path has after the transient).
+    prior_std, prior_length
+        The initial ensemble: the setup's fields plus Gaussian random fields (gstools) of
+        these standard deviations (by field name) and correlation length (m). A thickness
+        perturbation moves the surface with it (``surface = base + thickness``).
+    servers
+        MATLAB/Octave servers per rank; members are dealt over them.
+    ranks
+        ISSM ranks of each run (``md.cluster.np``; 0 leaves the setup's).
+    engine
+        ``matlab``, ``octave`` or ``None`` (MATLAB if on PATH, else Octave).
+    timeout, startup_timeout
+        Seconds a forecast, and a server's start-up, may take before the server is stopped.
+    retries
+        Times a forecast whose server died or hung is run again on a restarted server.
+    pool
+        Directory of a running pool (``issm-bridge start --dir``) to use instead of starting one.
+    keep_files
+        Keep the last member files in the exchange directory (for inspection).
+    inversion
+        A friction inversion after each analysis (:class:`Inversion`), or ``None``.
+    """
+
+    backend: Backend = Backend.FLOWLINE
+    setup: str | None = None
+    setup_options: dict = field(default_factory=dict)
+    state: tuple[str, ...] = ("thickness", "surface", "base", "vx", "vy")
+    parameters: tuple[str, ...] = ("friction",)
+    carried: tuple[str, ...] = ("bed",)
+    paths: dict = field(default_factory=dict)
+    results: dict = field(default_factory=dict)
+    prior_std: dict = field(default_factory=lambda: {"thickness": 20.0, "friction": 2.0})
+    prior_length: float = 5e3
+    servers: int = 2
+    ranks: int = 1
+    engine: Literal["matlab", "octave"] | None = None
+    timeout: float = 600.0
+    startup_timeout: float = 120.0
+    retries: int = 2
+    pool: str | None = None
+    keep_files: bool = False
+    inversion: Inversion | None = None
+    #: what the domain learnt of the set-up model (vertices, initial fields); not a setting
+    described: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        names = self.state + self.parameters + self.carried
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ConfigError(f"model.options: field(s) {dup} listed twice among state, parameters, carried")
+        if not self.state + self.parameters:
+            raise ConfigError("model.options.state: at least one field must be assimilated")
+        unknown = [n for n in names if n not in PATHS and n not in self.paths]
+        if unknown:
+            raise ConfigError(f"model.options: no md path for field(s) {unknown}; give them in `paths` "
+                              f"(name: md path) or choose among {', '.join(PATHS)}")
+        for key, mapping in (("paths", self.paths), ("results", self.results), ("prior_std", self.prior_std)):
+            bad = [k for k, v in mapping.items() if not isinstance(k, str) or not k.isidentifier()
+                   or (key != "prior_std" and not isinstance(v, str))]
+            if bad:
+                raise ConfigError(f"model.options.{key}: entries {bad} must map a field name to a "
+                                  f"{'number' if key == 'prior_std' else 'string'}")
+        bad_std = {k: v for k, v in self.prior_std.items()
+                   if k not in names or isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0}
+        if bad_std:
+            raise ConfigError(f"model.options.prior_std: {bad_std}: each must be a field of the state with a "
+                              "standard deviation >= 0")
+        if not (math.isfinite(self.prior_length) and self.prior_length > 0):
+            raise ConfigError(f"model.options.prior_length: must be positive, got {self.prior_length!r}")
+        for key in ("timeout", "startup_timeout"):
+            v = getattr(self, key)
+            if not (math.isfinite(v) and v > 0):
+                raise ConfigError(f"model.options.{key}: must be a positive number of seconds, got {v!r}")
+        if self.servers < 1:
+            raise ConfigError(f"model.options.servers: must be at least 1, got {self.servers}")
+        if self.ranks < 0:
+            raise ConfigError(f"model.options.ranks: must be >= 0 (0: the setup's md.cluster.np), got {self.ranks}")
+        if self.retries < 0:
+            raise ConfigError(f"model.options.retries: must be >= 0, got {self.retries}")
+        if self.backend is Backend.ISSM and not self.setup:
+            raise ConfigError("model.options.setup: the issm back end needs the model to run: a .mat file "
+                              "holding md, or a MATLAB function returning md")
+        if self.inversion is not None:
+            lacking = [n for n in ("vx", "vy", "friction") if n not in names]
+            if lacking:
+                raise ConfigError(f"model.options.inversion: needs the fields vx, vy and friction; "
+                                  f"lacking {lacking}")
+
+    # -- what the fields are -------------------------------------------------------------------
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every field exchanged with the servers, in state order."""
+        return self.state + self.parameters + self.carried
+
+    @property
+    def fields(self) -> tuple[FieldSpec, ...]:
+        """The fdassim fields: the state, the parameters, the carried fields."""
+        return (tuple(FieldSpec(n) for n in self.state) + tuple(FieldSpec(n, parameter=True) for n in self.parameters)
+                + tuple(FieldSpec(n, carried=True) for n in self.carried))
+
+    def md_paths(self) -> dict[str, str]:
+        """Field name -> md path, for every exchanged field."""
+        return {n: self.paths.get(n, PATHS.get(n)) for n in self.names}
+
+    def result_names(self) -> dict[str, str]:
+        """Field name -> TransientSolution result, for the fields a transient changes."""
+        return {n: self.results.get(n, RESULTS.get(n)) for n in self.names
+                if self.results.get(n, RESULTS.get(n)) and (n in self.results or n not in self.paths)}
+
+    def job(self) -> dict:
+        """What every member file tells MATLAB to run (``job``; see :mod:`issm_bridge.exchange`)."""
+        job = {"setup": self.setup or "flowline_model",
+               "solver": "solve" if self.backend is Backend.ISSM else "flowline_solve",
+               "np": float(self.ranks), "results": self.result_names()}
+        if self.setup_options:
+            job["setup_options"] = dict(self.setup_options)
+        if self.inversion is not None:
+            job["inversion"] = self.inversion.job()
+        return job
+
+    # -- the prior -------------------------------------------------------------------------------
+    def draw(self, state: dict[str, np.ndarray], mean: dict[str, np.ndarray], xy: np.ndarray,
+             rng: np.random.Generator) -> None:
+        """Fill ``state`` with the setup's fields plus smooth Gaussian perturbations (the prior)."""
+        import gstools
+
+        for name in self.names:
+            state[name][...] = mean[name]
+        for name in sorted(self.prior_std):  # a fixed order: the draws do not depend on dict order
+            std = float(self.prior_std[name])
+            seed = int(rng.integers(1, 2**31 - 1))
+            if std == 0:
+                continue
+            srf = gstools.SRF(gstools.Gaussian(dim=2, var=std**2, len_scale=self.prior_length), seed=seed)
+            state[name][...] += srf.unstructured((xy[:, 0], xy[:, 1]))
+        if "thickness" in self.prior_std:
+            state["thickness"][...] = np.maximum(state["thickness"], 1.0)  # ISSM's minimum thickness
+            if "surface" in state and "base" in state:
+                state["surface"][...] = state["base"] + state["thickness"]
+        if "friction" in self.prior_std:
+            state["friction"][...] = np.maximum(state["friction"], 0.0)
+
+    # -- the fdassim model protocol (per-member form) ----------------------------------------
+    @property
+    def coordinates(self) -> dict[str, np.ndarray] | None:
+        """Each field's vertex positions ``(md.mesh.x, md.mesh.y)``, once a domain has described the model."""
+        xy = self.described.get("xy")
+        return None if xy is None else {name: xy for name in self.names}
+
+    def domain(self, comm):
+        """The pool of servers (and the set-up model's description) the members on ``comm`` share."""
+        from .domain import ISSMDomain
+
+        return ISSMDomain(self, comm)
+
+    def member(self, domain, index: int):
+        """Member ``index`` on ``domain``."""
+        from .domain import ISSMMember
+
+        return ISSMMember(domain, index)
