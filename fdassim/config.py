@@ -61,6 +61,7 @@ SCHEMES = {
 MODELS = {
     "lorenz96": "fdassim.models.lorenz96:Lorenz96",
     "heat": "fdassim.models.heat:Heat",
+    "issm": "issm_bridge.model:ISSM",  # ISSM through MATLAB/Octave servers (the issm_bridge package)
 }
 #: inflation kind -> "module:Class"
 INFLATIONS = {

@@ -97,6 +97,7 @@ class ISSMDomain:
         self.comm = comm
         self.members: dict[int, ISSMMember] = {}
         self.rounds = 0
+        self.forecasts = 0
         self._pending: list[_Round] = []
         self.timing = {"write": 0.0, "wait": 0.0, "read": 0.0}
         self.pool = start_pool(model)
@@ -148,6 +149,7 @@ class ISSMDomain:
             for p in slot.paths:
                 p.unlink(missing_ok=True)
         self.timing["read"] += time.perf_counter() - tic
+        self.forecasts += 1
         self._pending = [r for r in self._pending if r.slots]
 
     def _dispatch(self, members: list[ISSMMember], t0: float, t1: float) -> _Round:
@@ -191,6 +193,11 @@ class ISSMDomain:
     def close(self) -> None:
         """fdassim's close hook: stop the servers this process started (or release the attached pool)."""
         self._pending = []
+        r = self.report()
+        log.info("%d forecast(s) in %d round(s) on %d server(s): writing member files %.2f s, waiting for the "
+                 "servers %.2f s (%.2f s inside MATLAB/Octave), reading replies %.2f s; %d server restart(s)",
+                 self.forecasts, self.rounds, len(self.pool), r["write"], r["wait"], r["matlab_seconds"],
+                 r["read"], r["restarts"])
         self.pool.close()
         if not self.model.keep_files:
             for p in self.exchange.glob("*.mat"):

@@ -30,11 +30,13 @@ class Engine:
         """The argument list that runs ``code`` non-interactively and exits.
 
         MATLAB: ``matlab -nodisplay -nosplash -batch code`` (a non-zero exit on error);
-        Octave: ``octave --no-gui --quiet --no-window-system --eval code``.
+        Octave: ``octave --no-gui --quiet --no-window-system --no-history --eval code`` (no
+        history file: a server runs thousands of commands, and Octave 7 complains at exit
+        when it cannot write one).
         """
         if self.kind is EngineKind.MATLAB:
             return [self.path, "-nodisplay", "-nosplash", "-batch", code]
-        return [self.path, "--no-gui", "--quiet", "--no-window-system", "--eval", code]
+        return [self.path, "--no-gui", "--quiet", "--no-window-system", "--no-history", "--eval", code]
 
     def run(self, code: str, timeout: float = 120.0) -> str:
         """Run ``code`` once; return its standard output, or raise :class:`EngineError` with its message."""

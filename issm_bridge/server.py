@@ -37,7 +37,7 @@ from .engine import Engine, EngineKind
 from .errors import ExchangeError, MatlabError, PoolError, ServerDied, ServerTimeout
 from .exchange import read_mat, write_mat
 
-__all__ = ["Server", "ServerRecord", "MATLAB_DIR", "matlab_string", "owner_token"]
+__all__ = ["Server", "ServerRecord", "MATLAB_DIR", "matlab_string"]
 
 #: the MATLAB-language files of the bridge (the command loop and the member commands)
 MATLAB_DIR = Path(__file__).resolve().parent / "matlab"
@@ -47,12 +47,6 @@ _STOP = "__stop__"
 def matlab_string(text: str) -> str:
     """``text`` as a MATLAB string literal (single quotes doubled)."""
     return "'" + str(text).replace("'", "''") + "'"
-
-
-def owner_token() -> tuple[int, int]:
-    """This process's ``(pid, start time)``: servers it owns exit when it is gone."""
-    pid = os.getpid()
-    return pid, procs.start_time(pid) or 0
 
 
 @dataclass(frozen=True)
@@ -124,11 +118,10 @@ class Server:
         self._claim()
         for stale in ("request.mat", "reply.mat", "ready.mat"):
             (self.directory / stale).unlink(missing_ok=True)
-        owner = (0, 0) if self.detached else owner_token()
+        owner = 0 if self.detached else os.getpid()
         code = "; ".join([f"addpath({matlab_string(MATLAB_DIR)})",
                           *(f"addpath({matlab_string(p)})" for p in self.paths), *self.startup,
-                          f"fdassim_server({matlab_string(self.directory)}, {matlab_string(self.name)}, "
-                          f"{owner[0]}, {owner[1]})"])
+                          f"fdassim_server({matlab_string(self.directory)}, {matlab_string(self.name)}, {owner})"])
         argv = self.engine.command(code)
         if self.detached:
             with open(self.directory / "console.log", "ab") as out:

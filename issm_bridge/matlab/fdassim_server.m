@@ -1,7 +1,7 @@
-function fdassim_server(directory, name, owner_pid, owner_start)
+function fdassim_server(directory, name, owner_pid)
 %FDASSIM_SERVER  The command loop of an issm_bridge server (MATLAB and GNU Octave).
 %
-%   fdassim_server(directory, name, owner_pid, owner_start) waits for requests in
+%   fdassim_server(directory, name, owner_pid) waits for requests in
 %   DIRECTORY and answers each one, until asked to stop or until its owner is gone.
 %
 %   Protocol (every file is MAT level 5, written under a temporary name and renamed):
@@ -13,9 +13,10 @@ function fdassim_server(directory, name, owner_pid, owner_start)
 %   answered with ok = false, the message and the stack; the loop goes on. The code
 %   '__stop__' answers ok and ends the loop.
 %
-%   OWNER_PID > 0 ties the server to a process: when that process is gone (or its
-%   /proc start time OWNER_START no longer matches), the server exits by itself, so a
-%   killed Python leaves no server behind. OWNER_PID = 0: a detached server.
+%   OWNER_PID > 0 ties the server to a process: a watcher shell started here, in the
+%   server's process group, checks every second that the owner lives and, once it is
+%   gone, kills the whole group (the server, whatever command it is running, and what it
+%   started), so a killed Python leaves nothing behind. OWNER_PID = 0: a detached server.
 
   is_octave = exist('OCTAVE_VERSION', 'builtin') > 0;
   if is_octave
@@ -33,12 +34,15 @@ function fdassim_server(directory, name, owner_pid, owner_start)
     ready.engine = 'matlab';
   end
   ready.version = version();
+  if owner_pid > 0
+    system(sprintf(['sh -c ''while kill -0 %d 2>/dev/null; do sleep 1; done; kill -KILL 0'' ' ...
+                    '</dev/null >/dev/null 2>&1 &'], owner_pid));
+  end
   fdassim_save(fullfile(directory, 'ready.mat'), ready);
   fprintf('issm_bridge server %s ready (pid %d, %s %s)\n', name, ready.pid, ready.engine, ready.version);
   flush_output(is_octave);
 
   idle = 0.001;
-  last_check = tic;
   while true
     if exist(request, 'file') == 2
       [reply, stop] = answer(request);
@@ -51,14 +55,6 @@ function fdassim_server(directory, name, owner_pid, owner_start)
     else
       pause(idle);
       idle = min(2 * idle, 0.02);
-      if owner_pid > 0 && toc(last_check) > 1
-        last_check = tic;
-        if ~owner_alive(owner_pid, owner_start)
-          fprintf('issm_bridge server %s: owner %d is gone, exiting\n', name, owner_pid);
-          flush_output(is_octave);
-          break;
-        end
-      end
     end
   end
 end
@@ -112,27 +108,6 @@ function text = format_stack(err)
       continue;  % the loop's own frames
     end
     text = [text sprintf('%s at %s:%d\n', f.name, f.file, f.line)]; %#ok<AGROW>
-  end
-end
-
-function ok = owner_alive(pid, start)
-  stat = sprintf('/proc/%d/stat', pid);
-  if exist('/proc', 'dir') == 7
-    if exist(stat, 'file') ~= 2
-      ok = false;
-      return;
-    end
-    try
-      text = fileread(stat);
-    catch
-      ok = false;  % vanished between the two calls
-      return;
-    end
-    rest = strsplit(strtrim(text(find(text == ')', 1, 'last') + 2:end)), ' ');
-    % rest{1} is the state (Z: a zombie), rest{20} the start time in clock ticks
-    ok = ~strcmp(rest{1}, 'Z') && (start <= 0 || str2double(rest{20}) == start);
-  else
-    ok = system(sprintf('kill -0 %d 2>/dev/null', pid)) == 0;
   end
 end
 
