@@ -43,6 +43,8 @@ function fdassim_invert(in_path, out_path, cycle, member, token)
           member, cycle, numel(C), nv);
   end
   out = fdassim_output(s, token);
+  out.paths = s.paths;  % the forecast reads this file next
+  out.job = s.job;
   out.fields = s.fields;
   out.fields.(inv.field) = double(C(:));
   fdassim_save(out_path, out);

@@ -2,10 +2,12 @@ function md = flowline_solve(md, solution)
 %FLOWLINE_SOLVE  The test model's solve(md, solution), with ISSM's results layout.
 %
 %   md = flowline_solve(md, 'Transient') steps from md.timestepping.start_time to
-%   final_time (whole steps no longer than time_step): each step solves the velocity
-%   (flowline_ssa) and then the mass balance dH/dt + d(uH)/dx = smb (upwind), like ISSM's
-%   transient (stress balance, then mass transport). md.results.TransientSolution(k)
-%   holds time, step, Vx, Vy, Vel, Thickness, Surface, Base after step k.
+%   final_time (whole steps no longer than time_step): each step advances the mass
+%   balance dH/dt + d(uH)/dx = smb (upwind) with the velocity of the step's starting
+%   geometry, then solves the velocity of the new geometry (flowline_ssa).
+%   md.results.TransientSolution(k) holds time, step, Vx, Vy, Vel, Thickness, Surface,
+%   Base after step k, velocity and geometry consistent (ISSM's own transient reports the
+%   velocity the step started with).
 %
 %   md = flowline_solve(md, 'Stressbalance') solves the velocity; with
 %   md.inversion.iscontrol = 1 it first inverts md.friction.coefficient
@@ -41,9 +43,10 @@ function md = transient(md)
   end
   solution = struct('time', {}, 'step', {}, 'Vx', {}, 'Vy', {}, 'Vel', {}, ...
                     'Thickness', {}, 'Surface', {}, 'Base', {});
+  u = flowline_ssa(md, H, C, u);
   for k = 1:nsteps
-    u = flowline_ssa(md, H, C, u);
     H = mass_transport(H, u, a, x, dt, inflow, Hmin);
+    u = flowline_ssa(md, H, C, u);
     base = md.geometry.bed(:);
     solution(k) = struct('time', t0 + k * dt, 'step', k, 'Vx', u, 'Vy', zeros(size(u)), ...
                          'Vel', abs(u), 'Thickness', H, 'Surface', base + H, 'Base', base);
