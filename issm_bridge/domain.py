@@ -60,8 +60,10 @@ def start_pool(model: ISSM) -> Pool:
     if model.pool:
         return Pool.attach(model.pool)
     startup = ("fdassim_issm_path",) if model.backend is Backend.ISSM else ()
-    return Pool.start(model.servers, engine=model.engine, paths=(TESTMODEL_DIR,), startup=startup,
-                      startup_timeout=model.startup_timeout)
+    pool = Pool.start(model.servers, engine=model.engine, directory=model.directory, paths=(TESTMODEL_DIR,),
+                      startup=startup, startup_timeout=model.startup_timeout)
+    pool.temporary = pool.temporary and not model.keep_files
+    return pool
 
 
 @dataclass

@@ -135,8 +135,11 @@ class ISSM:
         Times a forecast whose server died or hung is run again on a restarted server.
     pool
         Directory of a running pool (``issm-bridge start --dir``) to use instead of starting one.
+    directory
+        Where the servers started for the run keep their files and the member files go
+        (default: a temporary directory, removed at the end).
     keep_files
-        Keep the last member files in the exchange directory (for inspection).
+        Keep the last member files (and the temporary directory) for inspection.
     inversion
         A friction inversion after each analysis (:class:`Inversion`), or ``None``.
     """
@@ -158,6 +161,7 @@ class ISSM:
     startup_timeout: float = 120.0
     retries: int = 2
     pool: str | None = None
+    directory: str | None = None
     keep_files: bool = False
     inversion: Inversion | None = None
     #: what the domain learnt of the set-up model (vertices, initial fields); not a setting
@@ -197,6 +201,9 @@ class ISSM:
             raise ConfigError(f"model.options.ranks: must be >= 0 (0: the setup's md.cluster.np), got {self.ranks}")
         if self.retries < 0:
             raise ConfigError(f"model.options.retries: must be >= 0, got {self.retries}")
+        if self.pool is not None and self.directory is not None:
+            raise ConfigError("model.options: give pool (a running pool's directory) or directory (where to "
+                              "start servers), not both")
         if self.backend is Backend.ISSM and not self.setup:
             raise ConfigError("model.options.setup: the issm back end needs the model to run: a .mat file "
                               "holding md, or a MATLAB function returning md")

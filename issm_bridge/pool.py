@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import queue
+import shutil
 import tempfile
 import threading
 import time
@@ -80,6 +81,8 @@ class Pool:
         self.owner = owner  # this process started the pool and stops it on close
         self.startup_timeout = startup_timeout
         self.closed = False
+        #: a temporary directory this pool made, removed when it stops
+        self.temporary = False
         self._closing = threading.Event()
 
     # -- making and finding pools --------------------------------------------------------------
@@ -118,7 +121,8 @@ class Pool:
         startup_timeout = positive_seconds(startup_timeout, "startup_timeout")
         if not isinstance(engine, Engine):
             engine = require_engine(engine)
-        directory = Path(directory) if directory is not None else Path(tempfile.mkdtemp(prefix="issm-bridge-"))
+        temporary = directory is None
+        directory = Path(tempfile.mkdtemp(prefix="issm-bridge-")) if temporary else Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         if detached and (directory / STATE_FILE).exists():
             raise PoolError(f"a pool is already recorded in {directory / STATE_FILE}: "
@@ -126,6 +130,7 @@ class Pool:
         servers = [Server(f"s{i}", directory / "servers" / f"s{i}", engine, paths=paths, startup=startup,
                           detached=detached) for i in range(size)]
         pool = cls(servers, directory, detached=detached, owner=True, startup_timeout=startup_timeout)
+        pool.temporary = temporary and not detached
         errors = _parallel([lambda s=s: s.start(startup_timeout) for s in servers])
         if any(errors):
             pool.stop()
@@ -267,6 +272,8 @@ class Pool:
             s.release()
         if self.detached:
             (self.directory / STATE_FILE).unlink(missing_ok=True)
+        if self.temporary:
+            shutil.rmtree(self.directory, ignore_errors=True)
         self.closed = True
 
     def close(self) -> None:

@@ -22,6 +22,7 @@ from issm_bridge.model import ISSM, Backend, Inversion
     (dict(ranks=-2), "ranks: must be >= 0"),
     (dict(retries=-1), "retries: must be >= 0"),
     (dict(backend=Backend.ISSM), "the issm back end needs the model to run"),
+    (dict(pool="a", directory="b"), "give pool .* or directory .* not both"),
     (dict(state=("thickness",), parameters=(), prior_std={}, inversion=Inversion()), r"lacking \['vx', 'vy', 'friction'\]"),
 ])
 def test_bad_settings_are_refused(options, match):
@@ -158,6 +159,7 @@ def test_model_error_names_the_member_and_the_servers_go_on(octave):
         assert all(s.alive for s in domain.pool.status())
     finally:
         domain.close()
+    assert not domain.pool.directory.exists()  # the temporary directory went with the servers
 
 
 def test_inversion_after_the_analysis_recovers_the_friction(octave):
