@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import sys
 import time
 
@@ -78,7 +79,8 @@ def _start(args: argparse.Namespace) -> int:
     from .pool import Pool
 
     tic = time.perf_counter()
-    pool = Pool.start(args.servers, engine=args.engine, directory=args.dir, paths=(TESTMODEL_DIR,),
+    paths = (TESTMODEL_DIR, *(os.path.abspath(p) for p in args.path))
+    pool = Pool.start(args.servers, engine=args.engine, directory=args.dir, paths=paths,
                       startup=("fdassim_issm_path",) if args.issm else (), detached=True,
                       startup_timeout=args.startup_timeout)
     pool.close()  # release this process's claim; the servers go on
@@ -199,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--servers", type=_count, default=2, help="number of servers (default 2)")
     p.add_argument("--engine", choices=engines, default=None, help="matlab or octave (default: MATLAB if on PATH)")
     p.add_argument("--issm", action="store_true", help="put ISSM (ISSM_DIR) on the servers' path")
+    p.add_argument("--path", action="append", default=[], help="a directory for the servers' MATLAB path "
+                   "(where your setup function lives); repeat for more")
     p.add_argument("--startup-timeout", type=_seconds, default=120.0, help="seconds a server may take to start")
     p.set_defaults(func=_start)
 

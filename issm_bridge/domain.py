@@ -57,10 +57,11 @@ def digest(state: dict[str, np.ndarray]) -> bytes:
 
 def start_pool(model: ISSM) -> Pool:
     """The pool a model's members use: the running one at ``model.pool``, or a new one."""
-    if model.pool:
+    if model.pool:  # its servers have the path `issm-bridge start --path` gave them
         return Pool.attach(model.pool)
     startup = ("fdassim_issm_path",) if model.backend is Backend.ISSM else ()
-    pool = Pool.start(model.servers, engine=model.engine, directory=model.directory, paths=(TESTMODEL_DIR,),
+    paths = (TESTMODEL_DIR, *(os.path.abspath(p) for p in model.matlab_path))
+    pool = Pool.start(model.servers, engine=model.engine, directory=model.directory, paths=paths,
                       startup=startup, startup_timeout=model.startup_timeout)
     pool.temporary = pool.temporary and not model.keep_files
     return pool

@@ -113,6 +113,8 @@ class ISSM:
         MATLAB function returning it; default ``flowline_model`` for the flowline back end.
     setup_options
         Passed to the setup function as a struct (when not empty).
+    matlab_path
+        Directories put on the servers' MATLAB path (where the setup function lives).
     state, parameters, carried
         Names of the assimilated state fields, the assimilated parameters, and the fields
         carried along (exchanged and stored in the restart, not assimilated).
@@ -147,6 +149,7 @@ class ISSM:
     backend: Backend = Backend.FLOWLINE
     setup: str | None = None
     setup_options: dict = field(default_factory=dict)
+    matlab_path: tuple[str, ...] = ()
     state: tuple[str, ...] = ("thickness", "surface", "base", "vx", "vy")
     parameters: tuple[str, ...] = ("friction",)
     carried: tuple[str, ...] = ("bed",)
@@ -166,6 +169,8 @@ class ISSM:
     inversion: Inversion | None = None
     #: what the domain learnt of the set-up model (vertices, initial fields); not a setting
     described: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    #: the prior's random field of each perturbed field, built once; not a setting
+    _random_fields: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         names = self.state + self.parameters + self.carried
@@ -248,18 +253,23 @@ class ISSM:
     # -- the prior -------------------------------------------------------------------------------
     def draw(self, state: dict[str, np.ndarray], mean: dict[str, np.ndarray], xy: np.ndarray,
              rng: np.random.Generator) -> None:
-        """Fill ``state`` with the setup's fields plus smooth Gaussian perturbations (the prior)."""
-        import gstools
+        """Fill ``state`` with the setup's fields plus smooth Gaussian perturbations (the prior).
+
+        Each field of ``prior_std`` gets a draw of a Gaussian random field (gstools, through
+        :class:`fdassim.perturbations.RandomField`) of that standard deviation and the length
+        ``prior_length``, at the vertices ``xy``; fields are drawn in name order from ``rng``.
+        """
+        from fdassim.perturbations import RandomField
 
         for name in self.names:
             state[name][...] = mean[name]
         for name in sorted(self.prior_std):  # a fixed order: the draws do not depend on dict order
             std = float(self.prior_std[name])
-            seed = int(rng.integers(1, 2**31 - 1))
             if std == 0:
                 continue
-            srf = gstools.SRF(gstools.Gaussian(dim=2, var=std**2, len_scale=self.prior_length), seed=seed)
-            state[name][...] += srf.unstructured((xy[:, 0], xy[:, 1]))
+            if name not in self._random_fields:
+                self._random_fields[name] = RandomField("gaussian", std=std, length=self.prior_length)
+            state[name][...] += self._random_fields[name].sample(xy, rng)
         if "thickness" in self.prior_std:
             state["thickness"][...] = np.maximum(state["thickness"], 1.0)  # ISSM's minimum thickness
             if "surface" in state and "base" in state:
