@@ -40,26 +40,18 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _count(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
-    return value
+def _integer(minimum: int):
+    """argparse type: an integer of at least ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {text!r}")
+        return value
 
-
-def _index(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text!r}")
-    return value
+    return parse
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -198,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("start", help="start a pool of servers that outlives this command")
     p.add_argument("--dir", default=DEFAULT_DIR, help=f"the pool's directory (default {DEFAULT_DIR})")
-    p.add_argument("--servers", type=_count, default=2, help="number of servers (default 2)")
+    p.add_argument("--servers", type=_integer(1), default=2, help="number of servers (default 2)")
     p.add_argument("--engine", choices=engines, default=None, help="matlab or octave (default: MATLAB if on PATH)")
     p.add_argument("--issm", action="store_true", help="put ISSM (ISSM_DIR) on the servers' path")
     p.add_argument("--path", action="append", default=[], help="a directory for the servers' MATLAB path "
@@ -221,8 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--pool", default=None, help="use the running pool in this directory (issm-bridge start)")
         p.add_argument("--timeout", type=_seconds, default=None, help="seconds one forecast may take")
         if name == "run":
-            p.add_argument("--member", type=_index, default=0, help="the member (default 0)")
-            p.add_argument("--cycle", type=_index, default=0, help="the cycle written in (and checked of) the files")
+            p.add_argument("--member", type=_integer(0), default=0, help="the member (default 0)")
+            p.add_argument("--cycle", type=_integer(0), default=0, help="the cycle written in (and checked of) the files")
             p.add_argument("--input", default=None, help="start from this member file instead of a prior draw")
             p.add_argument("--output", default="member.mat", help="where to write the state (default member.mat)")
             p.add_argument("--t0", type=float, default=None, help="start time (default run.t0)")

@@ -38,7 +38,7 @@ def test_every_command_has_help(command, capsys):
     (["assimilate", "p.yaml", "--timeout", "inf"], "must be a positive, finite number of seconds, got 'inf'"),
     (["start", "--servers", "0"], "argument --servers: must be at least 1, got '0'"),
     (["start", "--startup-timeout", "soon"], "expected a number of seconds, got 'soon'"),
-    (["run", "p.yaml", "--member", "-2"], "argument --member: must be 0 or more"),
+    (["run", "p.yaml", "--member", "-2"], "argument --member: must be at least 0, got '-2'"),
     (["start", "--engine", "excel"], "argument --engine: invalid choice: 'excel'"),
 ])
 def test_bad_values_are_refused(args, match, capsys):
