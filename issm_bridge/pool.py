@@ -205,7 +205,7 @@ class Pool:
                 except MatlabError as exc:
                     batch.finish(i, error=exc)
                 except (ServerDied, ServerTimeout) as exc:
-                    if self._closing.is_set() or batch.attempts[i] > retries:
+                    if self._closing.is_set() or server.retired or batch.attempts[i] > retries:
                         batch.finish(i, error=exc)
                         continue
                     log.warning("%s; restarting %s and running %s again (attempt %d of %d)",

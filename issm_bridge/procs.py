@@ -14,7 +14,7 @@ import os
 import signal
 import time
 
-__all__ = ["stat", "start_time", "alive", "group_members", "signal_group", "stop_group"]
+__all__ = ["stat", "start_time", "alive", "command", "group_members", "signal_group", "stop_group"]
 
 
 def stat(pid: int) -> list[str] | None:
@@ -51,6 +51,15 @@ def group_members(pgid: int) -> list[int]:
         if fields is not None and fields[0] != "Z" and int(fields[2]) == pgid:
             members.append(int(name))
     return sorted(members)
+
+
+def command(pid: int) -> str:
+    """The command line of process ``pid`` (arguments joined by spaces; empty if gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
 
 
 def _ours(pgid: int, started: int | None) -> bool:

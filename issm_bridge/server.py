@@ -97,6 +97,8 @@ class Server:
         self.calls = 0
         self.matlab_seconds = 0.0
         self.restarts = 0
+        #: stopped for good (by stop(), or at exit): never restarted
+        self.retired = False
         self._ids = itertools.count(1)
         self._prefix = secrets.token_hex(4)
         self._lock = threading.Lock()
@@ -169,7 +171,8 @@ class Server:
         return self.pid is not None and procs.alive(self.pid, self.started)
 
     def stop(self, grace: float = 5.0) -> None:
-        """Ask the loop to end, then stop whatever is left of the process group."""
+        """Ask the loop to end, then stop whatever is left of the process group (for good)."""
+        self.retired = True
         if self.pid is None:
             return
         if self.is_alive():
@@ -189,7 +192,15 @@ class Server:
             self._reap()
 
     def restart(self, timeout: float = 120.0) -> None:
-        """Stop what is left of the server and start a new process in the same directory."""
+        """Stop what is left of the server and start a new process in the same directory.
+
+        Raises
+        ------
+        ServerDied
+            If the server was stopped for good (the pool is closing, or Python is exiting).
+        """
+        if self.retired:
+            raise ServerDied(self.name, "stopped for good; not restarted")
         self.kill()
         self.restarts += 1
         self.log.warning("restarting (restart %d)", self.restarts)
@@ -338,6 +349,8 @@ def _stop_owned() -> None:
     with _owned_lock:
         servers = list(_owned)
         _owned.clear()
+    for s in servers:
+        s.retired = True  # the pool's workers must not start it again while Python exits
     for s in servers:
         try:
             s.kill()

@@ -23,6 +23,10 @@ function fdassim_server(directory, name, owner_pid)
     more off;
     page_screen_output(false);
     page_output_immediately(true);
+    % stopped by a signal, a server leaves no octave-workspace file behind
+    crash_dumps_octave_core(false);
+    sigterm_dumps_octave_core(false);
+    sighup_dumps_octave_core(false);
   end
   request = fullfile(directory, 'request.mat');
   reply_path = fullfile(directory, 'reply.mat');

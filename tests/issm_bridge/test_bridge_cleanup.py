@@ -51,8 +51,8 @@ def _busy(pids, within=15.0):
     """Wait until both servers run the long command (its `sleep 300` child is in their groups)."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        groups = [[open(f"/proc/{q}/cmdline", "rb").read() for q in procs.group_members(p)] for p in pids]
-        if all(any(c.startswith(b"sleep\x00300") for c in g) for g in groups):
+        groups = [[procs.command(q) for q in procs.group_members(p)] for p in pids]
+        if all(any(c.startswith("sleep 300") for c in g) for g in groups):
             return
         time.sleep(0.05)
     raise AssertionError("the servers never started the long command")

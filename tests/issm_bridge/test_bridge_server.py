@@ -87,9 +87,14 @@ def test_hung_server_is_stopped_after_its_timeout(server):
 def test_stop_stops_what_the_server_started(server):
     """A child the server started (as ISSM's mpiexec would be) is in its group and stops with it."""
     server.call("system('sleep 300 &');", timeout=30)
-    members = procs.group_members(server.pid)
-    commands = [open(f"/proc/{p}/cmdline", "rb").read().replace(b"\0", b" ") for p in members]
-    assert server.pid in members and any(c.startswith(b"sleep 300") for c in commands)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the background shell may not have exec'd sleep yet
+        members = procs.group_members(server.pid)
+        commands = [procs.command(p) for p in members]
+        if any(c.startswith("sleep 300") for c in commands):
+            break
+        time.sleep(0.02)
+    assert server.pid in members and any(c.startswith("sleep 300") for c in commands)
     server.stop()
     assert procs.group_members(server.pid) == []
 
