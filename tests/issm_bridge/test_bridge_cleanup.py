@@ -30,12 +30,26 @@ pool.run([Task("system('sleep 300 &'); pause(600)", "a long forecast", 0)] * 2, 
 """
 
 
-def _spawn(mode, tmp_path, octave):
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT.format(root=str(ROOT), directory=str(tmp_path), mode=mode)],
-                            stdout=subprocess.PIPE, text=True)
-    pids = [int(p) for p in proc.stdout.readline().split()]
-    assert len(pids) == 2 and all(procs.group_members(p) for p in pids)
-    return proc, pids
+@pytest.fixture
+def spawn(tmp_path, octave):
+    """Start the script in a mode; whatever a failing test leaves running is killed after it."""
+    started = []
+
+    def run(mode):
+        proc = subprocess.Popen([sys.executable, "-c", SCRIPT.format(root=str(ROOT), directory=str(tmp_path),
+                                                                     mode=mode)], stdout=subprocess.PIPE, text=True)
+        pids = [int(p) for p in proc.stdout.readline().split()]
+        started.append((proc, pids))
+        assert len(pids) == 2 and all(procs.group_members(p) for p in pids)
+        return proc, pids
+
+    yield run
+    for proc, pids in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        for p in pids:
+            procs.stop_group(p)
 
 
 def _gone(pids, within=15.0):
@@ -58,15 +72,15 @@ def _busy(pids, within=15.0):
     raise AssertionError("the servers never started the long command")
 
 
-def test_exit_without_close_stops_the_servers(tmp_path, octave):
-    proc, pids = _spawn("exit", tmp_path, octave)
+def test_exit_without_close_stops_the_servers(spawn):
+    proc, pids = spawn("exit")
     assert proc.wait(60) == 0
     assert _gone(pids, within=5)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_signal_during_a_forecast_stops_the_servers(tmp_path, octave, sig):
-    proc, pids = _spawn("busy", tmp_path, octave)
+def test_signal_during_a_forecast_stops_the_servers(spawn, sig):
+    proc, pids = spawn("busy")
     _busy(pids)
     proc.send_signal(sig)
     assert proc.wait(60) != 0
@@ -74,9 +88,9 @@ def test_signal_during_a_forecast_stops_the_servers(tmp_path, octave, sig):
 
 
 @pytest.mark.parametrize("mode", ["idle", "busy"])
-def test_killed_python_leaves_nothing(tmp_path, octave, mode):
+def test_killed_python_leaves_nothing(spawn, mode):
     """SIGKILL runs no Python code: each server's watcher sees its owner gone and kills its group."""
-    proc, pids = _spawn(mode, tmp_path, octave)
+    proc, pids = spawn(mode)
     if mode == "busy":
         _busy(pids)
     os.kill(proc.pid, signal.SIGKILL)
