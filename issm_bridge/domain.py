@@ -55,13 +55,32 @@ def digest(state: dict[str, np.ndarray]) -> bytes:
     return h.digest()
 
 
+def _world() -> tuple[int, int]:
+    """(rank, size) of this process in MPI's world, ``(0, 1)`` without MPI running."""
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        return 0, 1
+    if not MPI.Is_initialized():
+        return 0, 1
+    return MPI.COMM_WORLD.rank, MPI.COMM_WORLD.size
+
+
 def start_pool(model: ISSM) -> Pool:
-    """The pool a model's members use: the running one at ``model.pool``, or a new one."""
+    """The pool a model's members use: the running one at ``model.pool``, or a new one.
+
+    Under ``mpiexec`` every rank starts servers of its own, in ``<directory>/rank<r>`` when
+    a directory is given.
+    """
     if model.pool:  # its servers have the path `issm-bridge start --path` gave them
         return Pool.attach(model.pool)
     startup = ("fdassim_issm_path",) if model.backend is Backend.ISSM else ()
     paths = (TESTMODEL_DIR, *(os.path.abspath(p) for p in model.matlab_path))
-    pool = Pool.start(model.servers, engine=model.engine, directory=model.directory, paths=paths,
+    rank, size = _world()
+    directory = model.directory
+    if directory is not None and size > 1:
+        directory = os.path.join(directory, f"rank{rank}")
+    pool = Pool.start(model.servers, engine=model.engine, directory=directory, paths=paths,
                       startup=startup, startup_timeout=model.startup_timeout)
     pool.temporary = pool.temporary and not model.keep_files
     return pool

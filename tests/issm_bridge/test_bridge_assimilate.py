@@ -112,3 +112,15 @@ def test_a_run_killed_mid_cycle_restarts_to_the_same_result(reference, tmp_path)
     again = subprocess.run(cmd + ["--restart"], env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
     _assert_same_run(reference, store)
+
+
+def test_two_ranks_give_the_serial_result(reference, tmp_path):
+    """Under mpiexec -n 2 each rank runs its members on servers of its own; the store is the
+    serial run's, bit for bit (members are dealt over ranks, the analysis is split-invariant)."""
+    cfg, store = _config(tmp_path, "two-ranks", servers=1, directory=str(tmp_path / "servers"))
+    env = {k: v for k, v in os.environ.items() if k not in ("ISSM_BRIDGE_FAULT", "FDASSIM_KILL_AT")}
+    run = subprocess.run(["mpiexec", "-n", "2", sys.executable, "-m", "issm_bridge.cli", "assimilate", str(cfg)],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in (tmp_path / "servers").iterdir()) == ["rank0", "rank1"]
+    _assert_same_run(reference, store)
