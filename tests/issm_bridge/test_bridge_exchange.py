@@ -101,3 +101,21 @@ def test_octave_refuses_a_stale_member_file(pool, tmp_path):
         pool.call(f"fdassim_read_member({matlab_string(src)}, 3, 1)", timeout=30, label="member 1, cycle 3")
     assert err.value.identifier == "issm_bridge:stale"
     assert "member 1, cycle 3" in str(err.value)
+
+
+def test_member_file_sets_md_fields_ranks_and_name(pool, tmp_path):
+    """fdassim_prepare writes each field at its md path, md.cluster.np and a run name."""
+    from issm_bridge.model import ISSM
+
+    model = ISSM(ranks=3)
+    n = 41
+    fields = {name: np.arange(n, dtype=float) + k for k, name in enumerate(model.names)}
+    src = tmp_path / "in.mat"
+    write_member(src, fields, cycle=2, member=1, t0=0, t1=1, paths=model.md_paths(), job=model.job())
+    code = (f"[md, s] = fdassim_prepare({matlab_string(src)}, 2, 1); "
+            "r = struct('np', md.cluster.np, 'name', md.miscellaneous.name, "
+            "'thickness', md.geometry.thickness, 'friction', md.friction.coefficient, 'vy', md.initialization.vy);")
+    r = pool.call(f"fdassim_eval({matlab_string(code)}, 'r')", timeout=60, nout=1)
+    assert r["np"] == 3 and r["name"] == "fdassim_c2_m1"
+    for name in ("thickness", "friction", "vy"):
+        assert np.array_equal(r[name], fields[name])

@@ -36,7 +36,8 @@ function [C, J] = flowline_invert(md)
               md.inversion.cost_functions(k));
     end
   end
-  D = spdiags([-1 ./ dx, 1 ./ dx], [0, 1], n - 1, n);   % dC/dx at the midpoints
+  j = (1:n - 1)';
+  D = sparse([j; j], [j; j + 1], [-1 ./ dx; 1 ./ dx], n - 1, n);  % dC/dx at the midpoints
   R = D' * spdiags(alpha, 0, n - 1, n - 1) * D;          % Tikhonov Hessian
   lo = md.inversion.min_parameters(:);
   hi = md.inversion.max_parameters(:);
