@@ -51,7 +51,7 @@ def one_off(model: ISSM, states, years: float, folder: Path) -> float:
     engine = require_engine(model.engine or "octave")
     tic = time.perf_counter()
     for i, state in enumerate(states):
-        request, reply = member_path(folder, i, "in"), member_path(folder, i, "out")
+        request, reply = member_path(folder, 0, i, "in"), member_path(folder, 0, i, "out")
         write_member(request, state, cycle=0, member=i, t0=0.0, t1=years, paths=model.md_paths(), job=model.job())
         engine.run(f"addpath({matlab_string(MATLAB_DIR)}); addpath({matlab_string(TESTMODEL_DIR)}); "
                    f"fdassim_forecast({matlab_string(request)}, {matlab_string(reply)}, 0, {i}, 'x')", timeout=600)

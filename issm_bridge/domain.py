@@ -182,15 +182,15 @@ class ISSMDomain:
         tasks, slots = [], {}
         for pos, m in enumerate(members):
             token = f"{number}-{m.index}-{secrets.token_hex(4)}"
-            request = member_path(self.exchange, m.index, "in")
-            reply = member_path(self.exchange, m.index, "out")
+            request = member_path(self.exchange, number, m.index, "in")
+            reply = member_path(self.exchange, number, m.index, "out")
             reply.unlink(missing_ok=True)
             write_member(request, m.state, cycle=number, member=m.index, t0=t0, t1=t1, paths=paths, job=job)
             args = f"{number}, {m.index}, {matlab_string(token)}"
             code = faults.prefix(m.index, number, self.exchange)
             files: tuple = (request, reply)
             if self.model.inversion is not None and not m.fresh:
-                inverted = member_path(self.exchange, m.index, "inverted")
+                inverted = member_path(self.exchange, number, m.index, "inverted")
                 code += (f"fdassim_invert({matlab_string(request)}, {matlab_string(inverted)}, {args}); ")
                 files = (request, inverted, reply)
                 request = inverted

@@ -79,9 +79,13 @@ class MemberFile:
     token: str = ""
 
 
-def member_path(root: str | os.PathLike, member: int, kind: str) -> Path:
-    """``<root>/member-0003-<kind>.mat``: where a member's request or reply lives."""
-    return Path(root) / f"member-{member:04d}-{kind}.mat"
+def member_path(root: str | os.PathLike, round_: int, member: int, kind: str) -> Path:
+    """``<root>/r00012-m0003-<kind>.mat``: where a member's request or reply of a round lives.
+
+    Files of different rounds never share a name, so a forecast sent again (alone, in a
+    new round) cannot meet the files of the one it replaces.
+    """
+    return Path(root) / f"r{round_:05d}-m{member:04d}-{kind}.mat"
 
 
 def write_member(path: str | os.PathLike, fields: dict[str, np.ndarray], *, cycle: int, member: int,
