@@ -11,6 +11,7 @@
 #                   (default: the archive named in constraints.txt, else the URL there)
 #   PYTHON          the interpreter for the venv (default: python3)
 #   FDASSIM_SKIP_APT=1  do not look at system packages (you installed them yourself)
+#   FDASSIM_APT_OPTIONAL  optional system packages (default: octave; empty: none)
 #
 # Every step prints what it does and how long it took; a failed step stops with its name and
 # the tail of its log. The PETSc build and the wheels are keyed by versions and configure
@@ -36,9 +37,11 @@ mkdir -p "$CACHE" "$LOGDIR"
 APT_PACKAGES="bison build-essential cmake flex gfortran git ninja-build pkg-config
  libfftw3-dev libfftw3-mpi-dev libhwloc-dev libhdf5-mpi-dev libmumps-ptscotch-dev libmetis-dev
  libnetcdf-dev libopenblas-dev libopenmpi-dev libpnetcdf-dev libptscotch-dev
- libscalapack-openmpi-dev libsuitesparse-dev libsuperlu-dev libsuperlu-dist-dev openmpi-bin"
-# GNU Octave stands in for MATLAB in the ISSM bridge tests; it is optional.
-APT_OPTIONAL="octave"
+ libscalapack-openmpi-dev libsuitesparse-dev libsuperlu-dev libsuperlu-dist-dev openmpi-bin
+ python3-dev python3-pip python3-venv"
+# GNU Octave stands in for MATLAB in the ISSM bridge tests; it is optional (the fdassim
+# container leaves it to the ISSM one with FDASSIM_APT_OPTIONAL="").
+APT_OPTIONAL="${FDASSIM_APT_OPTIONAL-octave}"
 
 PETSC_CONFIGURE=(
   --COPTFLAGS=-O3 --CXXOPTFLAGS=-O3 --FOPTFLAGS=-O3
