@@ -26,7 +26,7 @@ from .ensemble import Ensemble
 from .io import TIMING, Store
 from .observations import Observations
 
-__all__ = ["assimilate", "CycleResult"]
+__all__ = ["assimilate", "CycleResult", "rmse_spread"]
 
 
 @dataclass
@@ -51,8 +51,8 @@ class CycleResult:
                 for name in ("rmse_forecast", "rmse_analysis", "spread_forecast", "spread_analysis")}
 
 
-def _diagnostics(ens: Ensemble, X: np.ndarray, truth: np.ndarray | None) -> tuple[float, float]:
-    """(rmse, spread) over the whole state from this rank's rows, reduced over all ranks."""
+def rmse_spread(ens: Ensemble, X: np.ndarray, truth: np.ndarray | None) -> tuple[float, float]:
+    """(rmse, spread) over the whole state from this rank's rows, reduced over all ranks (collective)."""
     mean = X.mean(axis=1)
     var = X.var(axis=1, ddof=1)
     err = ((mean - truth) ** 2).sum() if truth is not None else 0.0
@@ -130,8 +130,8 @@ def assimilate(ensemble: Ensemble, scheme: Scheme, observations: Observations, t
         state[:, :N] = Xa
         t.append(time.perf_counter())
 
-        out.rmse_forecast[k], out.spread_forecast[k] = _diagnostics(ensemble, Xf, truth)
-        out.rmse_analysis[k], out.spread_analysis[k] = _diagnostics(ensemble, Xa, truth)
+        out.rmse_forecast[k], out.spread_forecast[k] = rmse_spread(ensemble, Xf, truth)
+        out.rmse_analysis[k], out.spread_analysis[k] = rmse_spread(ensemble, Xa, truth)
         if store is not None:
             diag = {name: getattr(out, name)[k] for name in
                     ("rmse_forecast", "rmse_analysis", "spread_forecast", "spread_analysis")}

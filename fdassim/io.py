@@ -19,6 +19,16 @@ Layout of the file (``K`` cycles, ``N`` members, field ``f`` with ``n_f`` values
     /timing/init               ()            seconds in initialization
     /restart/slot0, slot1      (n, N + truth)  the state after the last completed cycles
 
+A smoother run (:func:`fdassim.smooth`, ``C`` windows) also has::
+
+    /ensemble/smoother/<f>     (K, n_f, N)  final smoother members at each observation time
+    /mean/smoother/<f>         (K, n_f)
+    /diagnostics/<name>        (K,)          rmse_smoother, spread_smoother
+    /windows/<name>            (C,)          simulations, propagations, iterations per window
+
+where the analysis is the filter's, and attrs ``smoother`` (the method, as given) and ``lag``,
+``shift``.
+
 Ensembles are stored cycle by cycle, ``(K, n_f, N)``: each cycle's block is contiguous.
 
 Every dataset is created, and its space allocated, when the file is made (under a temporary
@@ -45,6 +55,9 @@ __all__ = ["Store", "FORMAT_VERSION", "versions"]
 
 FORMAT_VERSION = 1
 DIAGNOSTICS = ("rmse_forecast", "rmse_analysis", "spread_forecast", "spread_analysis")
+#: per observation time and per window, of a smoother run
+SMOOTHER_DIAGNOSTICS = ("rmse_smoother", "spread_smoother")
+WINDOW_COSTS = ("simulations", "propagations", "iterations")
 TIMING = ("forecast", "analysis", "io")
 
 
@@ -113,8 +126,12 @@ class Store:
     # -- creating and opening --------------------------------------------------------------
     @classmethod
     def create(cls, path: str, ensemble, times: np.ndarray, m: int, config_text: str = "",
-               store_ensembles: bool = True, overwrite: bool = False, resolved: str = "") -> "Store":
+               store_ensembles: bool = True, overwrite: bool = False, resolved: str = "",
+               smoother=None) -> "Store":
         """Make a new store for a run of ``len(times) - 1`` cycles with ``m`` observations.
+
+        ``smoother`` (a :class:`~fdassim.smoothers.base.Smoother`) makes the store of a
+        smoother run, with the smoother's datasets.
 
         The file is written under a temporary name and renamed when complete, so a run
         killed here leaves no half-made store.
@@ -157,6 +174,8 @@ class Store:
             h5.create_dataset("timing/cycle", (K, len(TIMING)), **kw)
             h5["timing/cycle"].attrs["columns"] = json.dumps(list(TIMING))
             h5.create_dataset("timing/init", data=np.nan, track_times=False)
+            if smoother is not None:
+                _create_smoother(h5, smoother, K, L, N, store_ensembles, kw)
             for slot in (0, 1):
                 h5.create_dataset(f"restart/slot{slot}", (L.n_global, ensemble.n_total), **kw)
             store = cls(tmp, comm, ensemble, K)
@@ -274,6 +293,29 @@ class Store:
             h5("completed")[()] = k + 1
         self._h5.flush()
 
+    def write_smoother(self, k: int, X: np.ndarray, diagnostics: dict[str, float]) -> None:
+        """Write the smoother estimate of observation time ``k`` (this rank's rows ``(nb, N)``).
+
+        Not a commit point: the cycle that writes it commits it (a smoother run does not restart).
+        """
+        h5 = self._dataset
+        for fr in self._fields:
+            if fr.hi > fr.lo:
+                g = slice(fr.g0, fr.g0 + fr.hi - fr.lo)
+                part = X[fr.lo:fr.hi]
+                if self._store_ens:
+                    h5(f"ensemble/smoother/{fr.name}")[k, g, :] = part
+                h5(f"mean/smoother/{fr.name}")[k, g] = part.mean(axis=1)
+        if self.comm.rank == 0:
+            for name in SMOOTHER_DIAGNOSTICS:
+                h5(f"diagnostics/{name}")[k] = diagnostics.get(name, np.nan)
+
+    def write_window(self, c: int, costs: dict[str, float]) -> None:
+        """Write the costs of smoother window ``c`` (same on every rank)."""
+        if self.comm.rank == 0:
+            for name in WINDOW_COSTS:
+                self._dataset(f"windows/{name}")[c] = costs[name]
+
     def read_diagnostics(self, k: int) -> dict[str, np.ndarray]:
         """The per-cycle diagnostics of the first ``k`` cycles (same on every rank)."""
         return {name: self._h5[f"diagnostics/{name}"][:k] for name in DIAGNOSTICS}
@@ -282,3 +324,17 @@ class Store:
         """This rank's rows of the state after cycle ``k`` (``(nb, n_total)``)."""
         nb = self.ens.row_slice.stop - self.ens.row_slice.start
         return self._h5[f"restart/slot{k % 2}"][self._row0:self._row0 + nb, :]
+
+
+def _create_smoother(h5, smoother, K: int, L, N: int, store_ensembles: bool, kw: dict) -> None:
+    """The datasets of a smoother run (see the module docstring)."""
+    h5.attrs.update(smoother=repr(smoother), lag=smoother.lag, shift=smoother.shift)
+    for f in L.fields:
+        nf = L.global_size(f.name)
+        if store_ensembles:
+            h5.create_dataset(f"ensemble/smoother/{f.name}", (K, nf, N), **kw)
+        h5.create_dataset(f"mean/smoother/{f.name}", (K, nf), **kw)
+    for name in SMOOTHER_DIAGNOSTICS:
+        h5.create_dataset(f"diagnostics/{name}", (K,), **kw)
+    for name in WINDOW_COSTS:
+        h5.create_dataset(f"windows/{name}", (smoother.schedule.count(K),), **kw)

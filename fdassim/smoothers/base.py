@@ -1,0 +1,146 @@
+r"""What every fixed-lag smoother shares: its window, its options, and what it asks of a run.
+
+A smoother is a frozen dataclass of options (like an analysis scheme) whose window
+algorithm is written against :class:`Trajectory`, the few operations it needs on the
+distributed ensemble: move the members through time, read their rows, observe them, set
+them back to an earlier state and record statistics. The plumbing behind it
+(:mod:`fdassim.smoothers.runner`) deals members over ranks and rows as the filters do; the
+algorithms see only rows (``(nb, N)`` blocks of state variables with all members) and
+ensemble-space matrices, so their results do not depend on how members and rows are split.
+
+Re-running members (what the SIEnKS and the IEnKS ask of a model)
+------------------------------------------------------------------
+The EnKS runs each member forward once, as a filter does. The SIEnKS and the IEnKS
+re-run the members from the window's start (with new initial states), so a model used
+with them must be *re-runnable*: its forecast from ``t0`` to ``t1`` must depend only on the
+member's fields at ``t0`` (the state the ensemble writes back), not on hidden state kept
+between calls (a solver's previous solution, a counter, a random draw), so that writing
+saved fields back into a member and forecasting again reproduces the run. The cycle checks
+this before the first window (it forecasts every member twice over the first interval
+and compares, bit for bit) and stops with a :class:`~fdassim.errors.ConfigError` naming
+the member otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..analysis.base import AnalysisContext, ObsError, Rows
+from ..errors import ConfigError
+from ..inflation import Inflation
+from .window import Window, check_int
+
+__all__ = ["Smoother", "Trajectory", "WindowCost", "Estimate", "check_bool", "check_tolerance"]
+
+
+class Estimate(Enum):
+    """Which estimate of the state at an observation time a statistic is of."""
+
+    FORECAST = "forecast"  #: before its observation is assimilated
+    ANALYSIS = "analysis"  #: the filter: just after
+    SMOOTHER = "smoother"  #: final, once the state has left the window
+
+
+def check_bool(owner: str, key: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{owner}: {key} must be true or false, got {value!r}")
+    return bool(value)
+
+
+def check_tolerance(owner: str, key: str, value, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{owner}: {key} must be a positive finite number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class WindowCost:
+    """What one window cost.
+
+    Attributes
+    ----------
+    simulations
+        Ensemble simulations: runs of the whole ensemble through (part of) the window, the
+        cost measure of Grudzien & Bocquet (2022): one per pass through the window, one for
+        the shift to the next window's start.
+    iterations
+        Gauss-Newton iterations of the window (IEnKS: one window simulation each; SIEnKS with
+        the MLEF: observation-operator evaluations, no model runs); 0 when not iterative.
+    """
+
+    simulations: int
+    iterations: int = 0
+
+
+class Trajectory(Protocol):
+    """The operations a window algorithm performs on the ensemble (see :mod:`fdassim.smoothers.runner`).
+
+    The members are at time index ``j`` (``times[j]``). A *snapshot* holds the members'
+    rows (and the truth's, in a twin experiment) at one time.
+    """
+
+    j: int
+    N: int
+    rows: Rows
+    R: ObsError
+    inflation: Inflation
+
+    def snapshot(self) -> Any: ...
+
+    def restore(self, snapshot, X: np.ndarray | None = None) -> None: ...
+
+    def advance(self) -> None: ...
+
+    def state(self) -> tuple[np.ndarray, np.ndarray | None]: ...
+
+    def set_members(self, X: np.ndarray) -> None: ...
+
+    def observe(self) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def context(self) -> AnalysisContext: ...
+
+    def inflate(self, Xa: np.ndarray, Xf: np.ndarray) -> np.ndarray: ...
+
+    def record(self, estimate: Estimate, j: int, X: np.ndarray, truth: np.ndarray | None) -> None: ...
+
+
+class Smoother(ABC):
+    """A fixed-lag smoother of lag ``lag`` and shift ``shift`` (a frozen dataclass of options).
+
+    Subclasses define :meth:`start` (the state carried between windows) and :meth:`window`
+    (one window's algorithm).
+    """
+
+    #: whether the window algorithm re-runs members from the window's start
+    reruns: bool = True
+
+    @property
+    def schedule(self) -> Window:
+        """The window schedule of this smoother's lag and shift."""
+        return Window(self.lag, self.shift)
+
+    def _check_common(self) -> None:
+        name = type(self).__name__
+        check_int(name, "lag", self.lag, 1)
+        check_int(name, "shift", self.shift, 1, self.lag)
+        for key in ("finite_size", "mda"):
+            if hasattr(self, key):
+                check_bool(name, key, getattr(self, key))
+        if hasattr(self, "eps_N"):
+            check_tolerance(name, "eps_N", self.eps_N, allow_none=True)
+
+    @abstractmethod
+    def start(self, run: Trajectory) -> Any:
+        """The state carried into the first window (the members are at ``times[0]``)."""
+
+    @abstractmethod
+    def window(self, run: Trajectory, c: int, carry: Any) -> tuple[Any, WindowCost]:
+        """Run window ``c`` from its start; return the state carried into the next window and the cost."""
