@@ -7,9 +7,11 @@ This script runs under DAPPER's own interpreter (see setup_dapper.sh), never fda
 DATA.npz holds ``xx`` ((K+1, 40) truth, row 0 at t = 0), ``yy`` ((K, 40) observations of
 xx[1:]), ``dt``, ``seed`` and one initial ensemble ``E0_<N>`` ((N, 40), DAPPER's layout) per
 ensemble size. RUNS.json lists the runs, e.g. ``{"label": "Sqrt N=20", "method": "EnKF",
-"upd_a": "Sqrt", "N": 20, "infl": 1.04}`` or ``{"method": "EnKF_N", "N": 20, "Hess": true}``. OUT.json
-gets, per label, the per-cycle analysis RMSE and spread and the wall time of
-``xp.assimilate`` with DAPPER's default statistics and with ``rc.comps.error_only``.
+"upd_a": "Sqrt", "N": 20, "infl": 1.04}``, ``{"method": "EnKF_N", "N": 20, "Hess": true}`` or
+``{"method": "iEnKS", "upd_a": "Sqrt", "N": 20, "Lag": 4, "nIter": 10, "wtol": 1e-5, "infl": 1.02}``.
+OUT.json gets, per label, the per-cycle analysis RMSE and spread (and, for the iEnKS, the
+forecast and smoother RMSE and spread) and the wall time of ``xp.assimilate`` with DAPPER's
+default statistics and with ``rc.comps.error_only``.
 
 DAPPER takes the truth and observations as arrays (``xp.assimilate(HMM, xx, yy)``), so both
 packages see the same ones; the initial ensemble is handed over through ``X0 = RV(func=...)``.
@@ -48,6 +50,9 @@ def make_method(run):
         return da.EnKF(run["upd_a"], N=run["N"], infl=run.get("infl", 1.0))
     if run["method"] == "EnKF_N":
         return da.EnKF_N(N=run["N"], xN=run.get("xN", 1.0), Hess=run.get("Hess", False))
+    if run["method"] == "iEnKS":
+        return da.iEnKS(run["upd_a"], N=run["N"], Lag=run["Lag"], nIter=run["nIter"], wtol=run["wtol"],
+                        infl=run.get("infl", 1.0))
     raise SystemExit(f"dapper_driver: unknown method {run['method']!r}")
 
 
@@ -83,6 +88,10 @@ def main(data_path, runs_path, out_path):
         out[run["label"]] = dict(rmse=rmse.tolist(), spread=spread.tolist(), seconds=seconds,
                                  seconds_core=seconds_core,
                                  rmse_core=np.asarray(xp_core.stats.err.rms.a).tolist())
+        if run["method"] == "iEnKS":  # forecast and smoother statistics too
+            for kind in ("f", "s"):
+                out[run["label"]][f"rmse_{kind}"] = np.asarray(getattr(xp.stats.err.rms, kind)).tolist()
+                out[run["label"]][f"spread_{kind}"] = np.asarray(getattr(xp.stats.spread.rms, kind)).tolist()
         print(f"dapper {run['label']}: {seconds:.1f} s", file=sys.stderr, flush=True)
     with open(out_path, "w") as f:
         json.dump(out, f)

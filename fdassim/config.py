@@ -17,6 +17,10 @@ A complete example (Lorenz-96 twin experiment with the ETKF)::
     filter:
       scheme: etkf              # enkf | etkf | ensrf | denkf | enkf_n | lenkf | eakf
       options: {}
+    # or, instead of filter:, a fixed-lag smoother (fdassim.smoothers):
+    # smoother:
+    #   method: sienks          # enks | sienks | ienks | lin_ienks
+    #   options: {lag: 10, shift: 1, mda: false, finite_size: false}
     inflation:                  # optional; one or a list of {kind: options}
       - multiplicative: {lam: 1.02}
     run:
@@ -27,7 +31,9 @@ A complete example (Lorenz-96 twin experiment with the ETKF)::
       path: run.h5
       store_ensembles: true
 
-Every key is checked before any work starts: an unknown key, a value of the wrong type or out
+A run is a filter run or a smoother run: give exactly one of ``filter:`` and ``smoother:``
+(the smoothers bring their own filter step, the ETKF or, with ``finite_size: true``, the
+EnKF-N). Every key is checked before any work starts: an unknown key, a value of the wrong type or out
 of range, or a missing observation file is a :class:`~fdassim.errors.ConfigError` naming the
 key (``filter.options.lam``) and what is allowed.
 """
@@ -45,7 +51,7 @@ import numpy as np
 from .errors import ConfigError
 from .typed import build
 
-__all__ = ["Settings", "load", "parse", "SCHEMES", "MODELS", "INFLATIONS"]
+__all__ = ["Settings", "load", "parse", "SCHEMES", "SMOOTHERS", "MODELS", "INFLATIONS"]
 
 #: scheme name -> "module:Class" (imported when used)
 SCHEMES = {
@@ -56,6 +62,13 @@ SCHEMES = {
     "enkf_n": "fdassim.analysis.enkf_n:EnKFN",
     "lenkf": "fdassim.analysis.lenkf:LocalizedEnKF",
     "eakf": "fdassim.analysis.regression:RegressionFilter",
+}
+#: smoother method -> "module:Class"
+SMOOTHERS = {
+    "enks": "fdassim.smoothers.enks:EnKS",
+    "sienks": "fdassim.smoothers.sienks:SIEnKS",
+    "ienks": "fdassim.smoothers.ienks:IEnKS",
+    "lin_ienks": "fdassim.smoothers.ienks:LinIEnKS",
 }
 #: model name -> "module:Class"
 MODELS = {
@@ -133,6 +146,12 @@ class FilterSettings:
 
 
 @dataclass(frozen=True)
+class SmootherSettings:
+    method: str
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class RunSettings:
     cycles: int
     interval: float
@@ -163,18 +182,24 @@ class Settings:
     model: ModelSettings
     ensemble: EnsembleSettings
     observations: ObservationSettings
-    filter: FilterSettings
     run: RunSettings
+    filter: FilterSettings | None = None
+    smoother: SmootherSettings | None = None
     inflation: tuple = ()
     output: OutputSettings = field(default_factory=OutputSettings)
+
+    def __post_init__(self):
+        if (self.filter is None) == (self.smoother is None):
+            given = "both" if self.filter is not None else "neither"
+            raise ConfigError(f"give exactly one of filter: (a filter run) and smoother: (a smoother run); got {given}")
 
     def resolved(self) -> str:
         """Every setting with its default filled in, and the objects built from them (YAML)."""
         import yaml
 
         data = dataclasses.asdict(self)
-        data["built"] = {"model": repr(self.make_model()), "scheme": repr(self.make_scheme()),
-                         "inflation": repr(self.make_inflation())}
+        method = {"scheme": repr(self.make_scheme())} if self.filter else {"smoother": repr(self.make_smoother())}
+        data["built"] = {"model": repr(self.make_model()), **method, "inflation": repr(self.make_inflation())}
         return yaml.safe_dump(data, sort_keys=False)
 
     def make_model(self):
@@ -183,6 +208,10 @@ class Settings:
     def make_scheme(self):
         cls = _choice(SCHEMES, self.filter.scheme, "filter.scheme")
         return build(cls, self.filter.options, "filter.options")
+
+    def make_smoother(self):
+        cls = _choice(SMOOTHERS, self.smoother.method, "smoother.method")
+        return build(cls, self.smoother.options, "smoother.options")
 
     def make_inflation(self):
         """The inflation (a Chain when several are given), or ``None``."""
@@ -220,7 +249,10 @@ def parse(data: Any, source: str = "params.yaml") -> Settings:
     settings = dataclasses.replace(settings, inflation=infl)
     # build everything once now, so a bad option fails before any work starts
     settings.make_model()
-    settings.make_scheme()
+    if settings.filter is not None:
+        settings.make_scheme()
+    else:
+        settings.make_smoother()
     settings.make_inflation()
     return settings
 

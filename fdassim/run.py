@@ -79,10 +79,15 @@ def run(settings: Settings, config_text: str = "", restart: bool = False, overwr
     ``restart`` continues the run stored at ``output.path``; ``overwrite`` replaces it.
     """
     from .cycle import assimilate
+    from .smoothers import smooth
     from .ensemble import Ensemble
     from .io import Store
 
     r, e = settings.run, settings.ensemble
+    smoother = settings.make_smoother() if settings.smoother is not None else None
+    if smoother is not None and restart:
+        raise ConfigError("--restart: a smoother run cannot be continued from its store yet; start it again "
+                          "with --overwrite")
     if not r.twin and settings.observations.file is None:
         raise ConfigError("observations.file: required when run.twin is false (there is no truth to observe)")
     model = settings.make_model()
@@ -106,20 +111,29 @@ def run(settings: Settings, config_text: str = "", restart: bool = False, overwr
             restart = False
     if store is None:
         store = Store.create(path, ensemble, times, m, config_text, settings.output.store_ensembles,
-                             overwrite=overwrite, resolved=settings.resolved())
+                             overwrite=overwrite, resolved=settings.resolved(), smoother=smoother)
     with store:
-        result = assimilate(ensemble, settings.make_scheme(), observations, times, seed=r.seed,
-                            inflation=settings.make_inflation(), store=store, restart=restart,
-                            progress=r.progress)
+        if smoother is None:
+            result = assimilate(ensemble, settings.make_scheme(), observations, times, seed=r.seed,
+                                inflation=settings.make_inflation(), store=store, restart=restart,
+                                progress=r.progress)
+        else:
+            result = smooth(ensemble, smoother, observations, times, seed=r.seed,
+                            inflation=settings.make_inflation(), store=store, progress=r.progress)
     fields_path = os.path.splitext(path)[0] + "-fields.h5"
     saved = write_fields(fields_path, ensemble)
     if rank0:
         s = result.summary(burn_in=min(r.cycles // 10, 100))
-        print(f"fdassim: {settings.filter.scheme} on {settings.model.name}, N = {e.size}, "
+        method = settings.filter.scheme if smoother is None else \
+            f"{settings.smoother.method} (lag {smoother.lag}, shift {smoother.shift})"
+        print(f"fdassim: {method} on {settings.model.name}, N = {e.size}, "
               f"{r.cycles} cycles on {ensemble.world.size} rank(s) ({ensemble.groups} group(s) of "
               f"{ensemble.comm.size}) -> {path}")
         print(f"  time-averaged analysis RMSE {s['rmse_analysis']:.4f}, spread {s['spread_analysis']:.4f}; "
               f"forecast RMSE {s['rmse_forecast']:.4f}, spread {s['spread_forecast']:.4f}")
+        if smoother is not None:
+            print(f"  smoother RMSE {s['rmse_smoother']:.4f}, spread {s['spread_smoother']:.4f}; per cycle "
+                  f"{s['simulations']:.2f} ensemble simulations ({s['propagations']:.1f} forecast intervals)")
         t = result.timing
         total = sum(t.values())
         print("  time: " + ", ".join(f"{k} {v:.2f} s ({100 * v / total:.0f}%)" for k, v in t.items()))

@@ -37,7 +37,16 @@ from ..errors import ConfigError
 from ..inflation import Inflation
 from .window import Window, check_int
 
-__all__ = ["Smoother", "Trajectory", "WindowCost", "Estimate", "check_bool", "check_tolerance"]
+__all__ = ["Smoother", "Trajectory", "WindowCost", "Estimate", "Snapshot", "check_bool", "check_tolerance"]
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """This rank's rows of the members ``(nb, N)`` and of the truth ``(nb,)`` (or ``None``) at time index ``j``."""
+
+    j: int
+    X: np.ndarray
+    truth: np.ndarray | None
 
 
 class Estimate(Enum):
@@ -83,19 +92,21 @@ class WindowCost:
 class Trajectory(Protocol):
     """The operations a window algorithm performs on the ensemble (see :mod:`fdassim.smoothers.runner`).
 
-    The members are at time index ``j`` (``times[j]``). A *snapshot* holds the members'
-    rows (and the truth's, in a twin experiment) at one time.
+    The members are at time index ``j`` (``times[j]``, ``last`` the last observation time).
+    A :class:`Snapshot` holds the members' rows (and the truth's, in a twin experiment) at
+    one time.
     """
 
     j: int
+    last: int
     N: int
     rows: Rows
     R: ObsError
     inflation: Inflation
 
-    def snapshot(self) -> Any: ...
+    def snapshot(self) -> Snapshot: ...
 
-    def restore(self, snapshot, X: np.ndarray | None = None) -> None: ...
+    def restore(self, snapshot: Snapshot, X: np.ndarray | None = None) -> None: ...
 
     def advance(self) -> None: ...
 
@@ -104,6 +115,8 @@ class Trajectory(Protocol):
     def set_members(self, X: np.ndarray) -> None: ...
 
     def observe(self) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def observation(self, j: int) -> np.ndarray: ...
 
     def context(self) -> AnalysisContext: ...
 

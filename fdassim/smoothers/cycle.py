@@ -61,14 +61,12 @@ class SmootherResult:
         """Time averages over the observation times from ``burn_in`` on that have all three estimates.
 
         The costs are averaged over the windows after the first (which assimilates all ``L``
-        observations of its window).
+        observations of its window). NaN where no time has all three (a run too short for
+        its lag).
         """
         have = np.isfinite(self.spread_forecast) & np.isfinite(self.spread_smoother)
         have[:burn_in] = False
-        if not have.any():
-            raise InputError(f"no observation time from {burn_in} on has a smoother estimate: run longer "
-                             "(more cycles than the lag) or use a shorter burn-in")
-        out = {name: float(np.mean(getattr(self, name)[have])) for name in _STATS}
+        out = {name: float(np.mean(getattr(self, name)[have])) if have.any() else np.nan for name in _STATS}
         later = slice(1, None) if self.simulations.size > 1 else slice(None)
         out.update({name: float(np.mean(getattr(self, name)[later])) for name in _COSTS})
         return out

@@ -14,16 +14,22 @@ SDA: the cost holds the window's new observations (all ``L`` in the first window
 then with the MDA weights (whose analysis starts the next window), from the same
 :math:`E_0` (:mod:`fdassim.smoothers.window`). The two stages share their first simulation.
 
-Statistics, at no extra model run: the forecast at a new observation time is the first
-iteration's ensemble there; the filter analysis is the last iteration's ensemble there
-mapped to the analysis to first order (:attr:`GaussNewtonResult.linearised
+Statistics: in SDA the forecast at a new observation time is the first iteration's ensemble
+there (a forecast from the window's start: with ``S > 1`` over up to ``S`` intervals, since
+the window's new observations are analysed together); in MDA the window's initial ensemble
+holds only part of its older observations, so the forecasts at the next window's new times
+are the balanced analysis at the window's end run ``S`` intervals further (one more
+simulation per window, as the reference implementation's). The filter
+analysis is the last iteration's ensemble there mapped to the analysis (conditioned on all
+the window's observations) to first order (:attr:`GaussNewtonResult.linearised
 <fdassim.smoothers.gauss_newton.GaussNewtonResult.linearised>`, exact for a linear model;
 DAPPER's iEnKS does the same); the smoother estimates of the states leaving the window
 are the analysis as it is run to the next window's start (SDA), or the balancing stage's
 analysis at :math:`t_a` and, linearised, at the later leaving times (MDA).
 
-Cost per window: the iterations' simulations (the MDA stages sharing their first) and one
-for the shift, ``iterations x L + S`` forecast intervals in SDA.
+Cost per window: the iterations' simulations (the MDA stages sharing their first), one for
+the shift and, in MDA, one for the forecasts: ``iterations x L + S`` forecast intervals in
+SDA, ``(iterations - 1) x L + 2 S`` in MDA.
 
 The run's inflation acts on :math:`E^a_0` before it is run to the next window, as in
 Bocquet & Sakov (2014) and DAPPER.
@@ -46,7 +52,7 @@ import numpy as np
 
 from ..analysis.base import combine
 from ..errors import ConfigError
-from .base import Estimate, Smoother, Trajectory, WindowCost, check_tolerance
+from .base import Estimate, Smoother, Snapshot, Trajectory, WindowCost, check_tolerance
 from .gauss_newton import GaussNewtonResult, Term, gauss_newton
 from .window import check_int
 
@@ -109,7 +115,17 @@ class IEnKS(Smoother):
                 run.record(Estimate.SMOOTHER, i, combine(X, bal.W if i == E0.j else bal.linearised), truth)
             res, runs, _ = self._optimise(run, c, E0, {j: win.mda_weight(j) for j in observed}, record=False,
                                           first=bal)
-            cost = WindowCost(simulations=runs_bal + runs + 1, iterations=bal.iterations + res.iterations)
+            # the next window's forecasts: the balanced analysis at this window's end, run S steps
+            # (its initial ensemble holds only part of its older observations)
+            end = observed[-1]
+            ahead = self.shift if c + 1 < win.count(run.last) else 0  # none after the last window
+            if ahead:
+                run.restore(Snapshot(end, combine(kept[end][0], bal.linearised), kept[end][1]))
+                for _ in range(ahead):
+                    run.advance()
+                    run.record(Estimate.FORECAST, run.j, *run.state())
+            cost = WindowCost(simulations=runs_bal + runs + 1 + (ahead > 0),
+                              iterations=bal.iterations + res.iterations)
         else:
             res, runs, _ = self._optimise(run, c, E0, {j: 1.0 for j in win.new(c)}, record=True)
             cost = WindowCost(simulations=runs + 1, iterations=res.iterations)
@@ -144,7 +160,7 @@ class IEnKS(Smoother):
                 run.advance()
                 if j in keep:
                     kept[j] = run.state()
-                    if W is None and j in new:
+                    if W is None and j in new and (c == 0 or not self.mda):
                         run.record(Estimate.FORECAST, j, *kept[j])
                 if j in weights:
                     Y, ys[j] = run.observe()

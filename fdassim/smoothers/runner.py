@@ -18,25 +18,14 @@ with the same seed sees.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-
 import numpy as np
 
 from ..analysis.base import AnalysisContext
 from ..errors import ConfigError
 from ..inflation import Inflation
-from .base import Estimate
+from .base import Estimate, Snapshot
 
-__all__ = ["Runner", "Snapshot"]
-
-
-@dataclass(frozen=True, eq=False)
-class Snapshot:
-    """This rank's rows of the members and of the truth at time index ``j``."""
-
-    j: int
-    X: np.ndarray
-    truth: np.ndarray | None
+__all__ = ["Runner"]
 
 
 class Runner:
@@ -68,6 +57,7 @@ class Runner:
         self.inflation = inflation
         self._record = record
         self.j = 0
+        self.last = times.size - 1  #: index of the last observation time
         self.propagations = 0  #: ensemble forecasts over one observation interval so far
         self.forecast_seconds = 0.0
         self._y: dict[int, np.ndarray] = {}
