@@ -1,0 +1,51 @@
+"""A smoother on a Firedrake model (the heat equation with a source parameter): the same code path
+as Lorenz-96, members as Functions, serially and with members dealt over 2 ranks."""
+
+import numpy as np
+import pytest
+
+firedrake = pytest.importorskip("firedrake", reason="the Firedrake stack is not installed (make install)")
+from mpi4py import MPI  # noqa: E402
+
+from helpers import HEAT_POINTS, read_store  # noqa: E402
+
+
+def _run(path, comm):
+    from fdassim.analysis import ObsError
+    from fdassim.ensemble import Ensemble
+    from fdassim.io import Store
+    from fdassim.models.heat import Heat
+    from fdassim.observations import Observations
+    from fdassim.pointobs import PointValues
+    from fdassim.smoothers import SIEnKS, smooth
+
+    smoother = SIEnKS(lag=2, shift=1, mda=True)
+    ens = Ensemble(Heat(), 7, comm=comm, truth=True)
+    obs = Observations(PointValues("temperature", HEAT_POINTS), ObsError.from_std(0.1), HEAT_POINTS)
+    times = 0.2 * np.arange(6)
+    with Store.create(path, ens, times, len(HEAT_POINTS), smoother=smoother) as store:
+        return smooth(ens, smoother, obs, times, seed=5, store=store, progress=False)
+
+
+def test_smoother_heat_model_smooths(tmp_path):
+    """Finite statistics; the smoother (conditioned on one more observation time) is more certain
+    than the filter, which is more certain than the forecast, at every smoothed time."""
+    res = _run(str(tmp_path / "heat.h5"), MPI.COMM_SELF)
+    have = np.isfinite(res.spread_smoother)
+    assert have.sum() == 3 and np.isfinite(res.rmse_smoother[have]).all()
+    assert np.all(res.spread_smoother[have] < res.spread_analysis[have])
+    assert np.all(res.spread_analysis[have] < res.spread_forecast[have])
+    assert np.all(res.simulations == 3)
+
+
+@pytest.mark.parallel(nprocs=2)
+def test_smoother_heat_members_split_is_bitwise_serial(tmp_path_factory):
+    comm = MPI.COMM_WORLD
+    base = comm.bcast(str(tmp_path_factory.mktemp("heat-smoother")) if comm.rank == 0 else None)
+    _run(f"{base}/world.h5", comm)
+    _run(f"{base}/serial-{comm.rank}.h5", MPI.COMM_SELF)
+    names = ("ensemble", "truth", "observations")
+    a, b = read_store(f"{base}/world.h5", names), read_store(f"{base}/serial-{comm.rank}.h5", names)
+    for key in ("ensemble/smoother/temperature", "ensemble/smoother/source", "ensemble/analysis/source",
+                "ensemble/forecast/temperature", "truth/source", "observations/y"):
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
