@@ -107,7 +107,7 @@ class Runner:
         Y = self.ens.observe(self.observations.operator)
         if self.j not in self._y:
             truth = Y[:, self.N] if self.ens.has_truth else None
-            self._y[self.j] = self.observations.observed(self.j - 1, self.seed, truth, truth_member=self.N)
+            self._y[self.j] = self.observations.observed(self.j - 1, self.seed, truth)
         return Y[:, :self.N], self._y[self.j]
 
     def observation(self, j: int) -> np.ndarray:
