@@ -90,17 +90,36 @@ def assimilate(ensemble: Ensemble, scheme: Scheme, observations: Observations, t
     Returns
     -------
     CycleResult
+
+    The model's ``start`` hooks are called on every rank before the first forecast and its
+    ``close`` hooks when the run ends, also when it ends with an error
+    (:mod:`fdassim.models.base`).
     """
     times = np.asarray(times, dtype=float)
+    K = times.size - 1
+    out = CycleResult(*(np.full(K, np.nan) for _ in range(4)))
+    k0 = store.completed() if (restart and store is not None) else 0
+    try:
+        _cycles(ensemble, scheme, observations, times, seed, inflation, store, k0, progress, out)
+    except BaseException:
+        ensemble.close(quiet=True)  # on every rank; the error that stopped the run is the one raised
+        raise
+    ensemble.close()
+    return out
+
+
+def _cycles(ensemble, scheme, observations, times, seed, inflation, store, k0, progress, out):
+    """The loop of :func:`assimilate` (between the model's start and close)."""
     K, N = times.size - 1, ensemble.size
     rank0 = ensemble.world.rank == 0
-    out = CycleResult(*(np.full(K, np.nan) for _ in range(4)))
     tic = time.perf_counter()
-    k0 = store.completed() if (restart and store is not None) else 0
+    ensemble.start(k0)
     if k0 == 0:
         ensemble.initialize(seed)
     else:  # a restart: the state after the last completed cycle, and the diagnostics so far
         ensemble.from_rows(store.read_state(k0 - 1), all_members=True)
+        if ensemble.carried is not None:
+            ensemble.set_carried(store.read_carried(k0 - 1))
         for name, values in store.read_diagnostics(k0).items():
             getattr(out, name)[:k0] = values
     out.first_cycle = k0
@@ -135,9 +154,9 @@ def assimilate(ensemble: Ensemble, scheme: Scheme, observations: Observations, t
         if store is not None:
             diag = {name: getattr(out, name)[k] for name in
                     ("rmse_forecast", "rmse_analysis", "spread_forecast", "spread_analysis")}
-            store.write_cycle(k, Xf, Xa, state, y, diag, [t[1] - t[0], t[2] - t[1]], io_start=t[2])
+            store.write_cycle(k, Xf, Xa, state, y, diag, [t[1] - t[0], t[2] - t[1]], io_start=t[2],
+                              carried=ensemble.carried_values())
         t.append(time.perf_counter())
         for name, a, b in zip(TIMING, t[:-1], t[1:]):
             spent[name] += b - a
     out.timing.update(spent)
-    return out

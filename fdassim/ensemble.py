@@ -15,21 +15,32 @@ Every row's result is independent of the split, so the analysis is the same, bit
 whatever the number of groups; memory per rank stays at its share of ``n x N``. The full
 ensemble is never gathered on one rank.
 
+Members
+-------
+Each local member is an object (:mod:`fdassim.models.base`): the model's own, holding its
+solvers and caches, or a :class:`~fdassim.models.base.SimpleMember` made from a simple
+model's three functions. The members of one spatial communicator share its *domain* (mesh,
+function spaces). :meth:`Ensemble.start` and :meth:`Ensemble.close` call the models'
+lifecycle hooks; the cycle calls them on every rank, ``close`` also after an error. Fields
+marked ``carried`` are left out of the analysis layout and kept in a second one
+(:attr:`Ensemble.carried`) for the restart.
+
 Predicted observations ``H(x_i)`` are computed where member ``i`` lives and allgathered, so
 every rank holds the small ``m x N`` matrix, in member order.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import numpy as np
 
 from . import faults
 from .analysis.base import Rows
-from .errors import ConfigError, MemberFailure
+from .errors import ConfigError, MemberFailure, ModelError
 from .layout import Layout, State
-from .models.base import check_model
+from .models.base import Member, call_hook, check_model, make_domain, make_member
 from .streams import Stream, generator
 
 __all__ = ["Ensemble", "auto_ranks_per_member"]
@@ -53,6 +64,9 @@ class Ensemble:
         batched array models, whose states cannot be split).
     truth
         Carry one extra member, the truth of a twin experiment (index ``N``).
+
+    The cycle starts and closes the model's resources itself; outside it, use the ensemble
+    as a context manager (``with Ensemble(...) as ensemble:``) to have them closed.
 
     Raises
     ------
@@ -87,13 +101,22 @@ class Ensemble:
         self.owner = np.arange(self.n_total) % G  # member -> group
         self.local = [int(i) for i in np.flatnonzero(self.owner == g)]  # members held here
         self.batched = bool(getattr(model, "batched", False))
-        self.states: list[State] = [model.new_state(self.comm) for _ in self.local]
-        template = self.states[0] if self.states else model.new_state(self.comm)
-        arrays = [f.name for f in model.fields if not hasattr(template[f.name], "function_space")]
+        #: what the members on this spatial communicator share (mesh, spaces, servers)
+        self.domain = make_domain(model, self.comm)
+        #: the local members' objects, in the order of ``local``
+        self.members: list[Member] = [make_member(model, self.domain, i) for i in self.local]
+        self._spare = None if self.members else make_member(model, self.domain, -1)
+        #: one state with every field, for shapes and spaces (a local member's, or a spare's)
+        self.template: State = (self.members[0] if self.members else self._spare).state
+        analysed = tuple(f for f in model.fields if not f.carried)
+        carried = tuple(f for f in model.fields if f.carried)
+        arrays = [f.name for f in model.fields if not hasattr(self.template[f.name], "function_space")]
         if arrays and self.comm.size > 1:
             raise ConfigError(f"field(s) {arrays} are arrays, which cannot be split over ranks: "
                               f"use ranks_per_member=1 (got {ranks_per_member})")
-        self.layout = Layout(tuple(model.fields), template, self.comm, getattr(model, "coordinates", None))
+        self.layout = Layout(analysed, self.template, self.comm, getattr(model, "coordinates", None))
+        #: where the carried fields sit in a member's carried vector (``None`` without any)
+        self.carried = Layout(carried, self.template, self.comm, getattr(model, "coordinates", None)) if carried else None
         # every group must split the mesh identically for the row transpose
         sizes = self.ens_comm.allgather(self.layout.n_local)
         if len(set(sizes)) != 1:
@@ -108,18 +131,93 @@ class Ensemble:
                          coords=None if L.coords is None else L.coords[lo:hi],
                          is_param=L.is_param[lo:hi])
 
+    @property
+    def states(self) -> list[State]:
+        """The local members' states, in the order of ``local``."""
+        return [m.state for m in self.members]
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self, cycle: int = 0) -> None:
+        """Call the ``start`` hooks of the domain and the local members, on every rank.
+
+        Raises
+        ------
+        ModelError
+            On every rank, if the domain's ``start`` failed on some rank.
+        MemberFailure
+            On every rank, naming the lowest member whose ``start`` failed.
+        """
+        domain_failure = None
+        if hasattr(self.model, "domain"):
+            try:
+                call_hook(self.domain, "start")
+            except Exception as exc:
+                domain_failure = f"rank {self.world.rank}: {type(exc).__name__}: {exc}"
+        failures = [v for v in self.world.allgather(domain_failure) if v is not None]
+        if failures:
+            raise ModelError(f"the model's domain failed to start on {failures[0]}")
+        failure = None
+        for i, member in zip(self.local, self.members):
+            try:
+                call_hook(member, "start")
+            except Exception as exc:
+                failure = (i, f"start failed: {type(exc).__name__}: {exc}")
+                break
+        self.raise_if_failed(failure, cycle)
+
+    def close(self, quiet: bool = False) -> None:
+        """Call the ``close`` hooks of every local member, then of the domain (no communication).
+
+        Every hook is called even if an earlier one fails. ``quiet`` (used while another error
+        propagates) turns close failures into warnings.
+
+        Raises
+        ------
+        ModelError
+            If a hook failed (and not ``quiet``), naming the member and the error.
+        """
+        errors = []
+        members = list(zip(self.local, self.members))
+        if self._spare is not None:
+            members.append((-1, self._spare))
+        for i, member in members:
+            try:
+                call_hook(member, "close")
+            except Exception as exc:  # every member is closed, whatever one of them raises
+                errors.append(f"member {i}: {type(exc).__name__}: {exc}")
+        if hasattr(self.model, "domain"):
+            try:
+                call_hook(self.domain, "close")
+            except Exception as exc:
+                errors.append(f"domain: {type(exc).__name__}: {exc}")
+        if errors:
+            message = f"closing the model on rank {self.world.rank} failed: " + "; ".join(errors)
+            if quiet:
+                warnings.warn(message, RuntimeWarning, stacklevel=2)
+            else:
+                raise ModelError(message)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        self.close(quiet=exc_type is not None)
+
     # -- members -----------------------------------------------------------------------------
     def initialize(self, seed: int) -> None:
         """Draw every local member's initial state from its own generator.
 
         Member ``i`` draws from the :attr:`~fdassim.streams.Stream.INITIAL` generator of
         ``(seed, cycle 0, i)``, the truth of a twin from the :attr:`~fdassim.streams.Stream.TRUTH`
-        generator of ``seed`` (so it does not depend on the ensemble size).
+        generator of ``seed`` (so it does not depend on the ensemble size), with its
+        ``truth_state`` where the model defines one, else like the members.
         """
-        for i, state in zip(self.local, self.states):
-            rng = (generator(seed, Stream.TRUTH, 0) if i == self.size
-                   else generator(seed, Stream.INITIAL, 0, member=i))
-            self.model.initial_state(state, rng)
+        for i, member in zip(self.local, self.members):
+            if i == self.size:
+                draw, rng = getattr(member, "truth_state", member.initial_state), generator(seed, Stream.TRUTH, 0)
+            else:
+                draw, rng = member.initial_state, generator(seed, Stream.INITIAL, 0, member=i)
+            draw(rng)
 
     def forecast(self, t0: float, t1: float, cycle: int) -> None:
         """Advance every local member from ``t0`` to ``t1``; stop on all ranks if one fails.
@@ -131,35 +229,64 @@ class Ensemble:
             model, or NaN/Inf in its state).
         """
         failure: tuple[int, str] | None = None
-        if self.batched and self.states:
+        if self.batched and self.members:
             failure = self._forecast_batch(t0, t1)
             faults.point("forecast", cycle)
         else:
-            for i, state in zip(self.local, self.states):
+            for i, member in zip(self.local, self.members):
                 try:
-                    self.model.forecast(state, t0, t1)
+                    member.forecast(t0, t1)
                 except Exception as exc:  # any model error becomes a MemberFailure on every rank
                     failure = (i, f"{type(exc).__name__}: {exc}")
                     break
-                if not np.all(np.isfinite(self.layout.flatten(state))):
+                if not self._finite(member.state):
                     failure = (i, "the forecast returned NaN or Inf")
                     break
                 faults.point("forecast", cycle)
         self.raise_if_failed(failure, cycle)
 
+    def _finite(self, state: State) -> bool:
+        ok = np.all(np.isfinite(self.layout.flatten(state)))
+        return bool(ok and (self.carried is None or np.all(np.isfinite(self.carried.flatten(state)))))
+
     def _forecast_batch(self, t0, t1):
         names = [f.name for f in self.model.fields]
-        batch = {k: np.stack([np.asarray(s[k]) for s in self.states], axis=-1) for k in names}
+        states = self.states
+        batch = {k: np.stack([np.asarray(s[k]) for s in states], axis=-1) for k in names}
         try:
             self.model.forecast(batch, t0, t1)
         except Exception as exc:
-            return (self.local[0], f"{type(exc).__name__}: {exc} (batched forecast of members {self.local})")
-        for j, (i, s) in enumerate(zip(self.local, self.states)):
+            return self._find_failing_member(t0, t1, exc)
+        for j, (i, s) in enumerate(zip(self.local, states)):
             for k in names:
                 s[k][...] = batch[k][..., j]
-            if not np.all(np.isfinite(self.layout.flatten(s))):
+            if not self._finite(s):
                 return (i, "the forecast returned NaN or Inf")
         return None
+
+    def _find_failing_member(self, t0, t1, exc):
+        """After a batched forecast raised: forecast each member alone (from copies) to name it."""
+        names = [f.name for f in self.model.fields]
+        for i, s in zip(self.local, self.states):
+            alone = {k: np.asarray(s[k])[..., None].copy() for k in names}
+            try:
+                self.model.forecast(alone, t0, t1)
+            except Exception as own:
+                return (i, f"{type(own).__name__}: {own} (found by forecasting the batch's members one by one)")
+        return (self.local[0], f"{type(exc).__name__}: {exc} (batched forecast of members {self.local}; "
+                               "each of them alone succeeded)")
+
+    # -- carried fields ------------------------------------------------------------------------
+    def carried_values(self) -> list[tuple[int, np.ndarray]]:
+        """``(member, local values)`` of the carried fields of every local member (and the truth)."""
+        if self.carried is None:
+            return []
+        return [(i, self.carried.flatten(s)) for i, s in zip(self.local, self.states)]
+
+    def set_carried(self, values: dict[int, np.ndarray]) -> None:
+        """Write carried values (``{member: local values}``) back into the local members."""
+        for i, s in zip(self.local, self.states):
+            self.carried.unflatten(values[i], s)
 
     def raise_if_failed(self, failure: tuple[int, str] | None, cycle: int) -> None:
         """Share every rank's verdict; raise the same :class:`MemberFailure` on all ranks."""

@@ -6,7 +6,7 @@ there is one, the fix.
 
 from __future__ import annotations
 
-__all__ = ["FdassimError", "ConfigError", "InputError", "ObservationError", "MemberFailure"]
+__all__ = ["FdassimError", "ConfigError", "InputError", "ObservationError", "ModelError", "MemberFailure"]
 
 
 class FdassimError(Exception):
@@ -25,7 +25,11 @@ class ObservationError(FdassimError, ValueError):
     """Observations, their operator or their error covariance are inconsistent."""
 
 
-class MemberFailure(FdassimError, RuntimeError):
+class ModelError(FdassimError, RuntimeError):
+    """A model's lifecycle hook (``start`` or ``close`` of its domain or members) failed."""
+
+
+class MemberFailure(ModelError):
     """A forecast of one ensemble member failed or returned NaN/Inf.
 
     Parameters

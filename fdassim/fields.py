@@ -21,7 +21,7 @@ def write_fields(path: str, ensemble) -> list[str]:
     """
     import firedrake
 
-    template = ensemble.states[0] if ensemble.states else ensemble.model.new_state(ensemble.comm)
+    template = ensemble.template
     names = [f.name for f in ensemble.model.fields if hasattr(template[f.name], "function_space")]
     if not names:
         return []

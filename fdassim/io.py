@@ -18,6 +18,7 @@ Layout of the file (``K`` cycles, ``N`` members, field ``f`` with ``n_f`` values
     /timing/cycle              (K, 3)        seconds in forecast, analysis, io
     /timing/init               ()            seconds in initialization
     /restart/slot0, slot1      (n, N + truth)  the state after the last completed cycles
+    /restart/carried0, carried1  (N + truth, n_c)  the carried fields then (models with any)
 
 A smoother run (:func:`fdassim.smooth`, ``C`` windows) also has::
 
@@ -178,6 +179,8 @@ class Store:
                 _create_smoother(h5, smoother, K, L, N, store_ensembles, kw)
             for slot in (0, 1):
                 h5.create_dataset(f"restart/slot{slot}", (L.n_global, ensemble.n_total), **kw)
+                if ensemble.carried is not None:  # member-major: each member's values contiguous
+                    h5.create_dataset(f"restart/carried{slot}", (ensemble.n_total, ensemble.carried.n_global), **kw)
             store = cls(tmp, comm, ensemble, K)
             if L.coords is not None:
                 rows = ensemble.rows
@@ -209,6 +212,7 @@ class Store:
             a = dict(h5.attrs)
             K = int(a["n_cycles"])
             n_slot = h5["restart/slot0"].shape
+            n_carried = h5["restart/carried0"].shape if "restart/carried0" in h5 else None
         L = ensemble.layout
         expect = {"format_version": FORMAT_VERSION, "n_members": ensemble.size, "has_truth": ensemble.has_truth,
                   "fields": json.dumps([f.name for f in L.fields])}
@@ -217,9 +221,11 @@ class Store:
             got = got.item() if hasattr(got, "item") else got  # numpy scalar -> Python
             if (bool(got) if isinstance(want, bool) else got) != want:
                 raise ConfigError(f"cannot restart from {path!r}: its {key} is {got!r}, this run has {want!r}")
-        if n_slot != (L.n_global, ensemble.n_total):
-            raise ConfigError(f"cannot restart from {path!r}: it holds states of shape {n_slot}, this run "
-                              f"has {(L.n_global, ensemble.n_total)} (same mesh and ranks per member needed)")
+        if n_slot != (L.n_global, ensemble.n_total) or n_carried != (
+                None if ensemble.carried is None else (ensemble.n_total, ensemble.carried.n_global)):
+            raise ConfigError(f"cannot restart from {path!r}: it holds states of shape {n_slot} (carried "
+                              f"{n_carried}), this run has {(L.n_global, ensemble.n_total)} (same mesh and "
+                              "ranks per member needed)")
         return cls(path, comm, ensemble, K, _open(path, "r+", comm))
 
     def close(self) -> None:
@@ -246,7 +252,7 @@ class Store:
 
     def write_cycle(self, k: int, forecast: np.ndarray, analysis: np.ndarray, state: np.ndarray,
                     y: np.ndarray, diagnostics: dict[str, float], timing: list[float],
-                    io_start: float | None = None) -> None:
+                    io_start: float | None = None, carried: list[tuple[int, np.ndarray]] = ()) -> None:
         """Write cycle ``k`` and commit it.
 
         Parameters
@@ -262,6 +268,9 @@ class Store:
             Scalars of this cycle (same on every rank): timing holds the seconds spent in
             forecast and analysis; the I/O time is measured here from ``io_start``
             (a ``time.perf_counter()`` value) to just before the commit.
+        carried
+            ``(member, local values)`` of the carried fields of this rank's members
+            (:meth:`Ensemble.carried_values <fdassim.ensemble.Ensemble.carried_values>`).
         """
         N = self.ens.size
         h5 = self._dataset  # cached dataset objects: a name lookup costs more than a small write
@@ -281,6 +290,10 @@ class Store:
         nb = state.shape[0]
         if nb:
             h5(f"restart/slot{k % 2}")[self._row0:self._row0 + nb, :] = state
+        if carried:
+            c0 = self.ens.carried.offset
+            for i, values in carried:
+                h5(f"restart/carried{k % 2}")[i, c0:c0 + values.size] = values
         if self.comm.rank == 0:
             h5("observations/y")[k, :] = y
             for name in DIAGNOSTICS:
@@ -319,6 +332,12 @@ class Store:
     def read_diagnostics(self, k: int) -> dict[str, np.ndarray]:
         """The per-cycle diagnostics of the first ``k`` cycles (same on every rank)."""
         return {name: self._h5[f"diagnostics/{name}"][:k] for name in DIAGNOSTICS}
+
+    def read_carried(self, k: int) -> dict[int, np.ndarray]:
+        """This rank's carried values of its members after cycle ``k`` (``{member: values}``)."""
+        C = self.ens.carried
+        d = self._h5[f"restart/carried{k % 2}"]
+        return {i: d[i, C.offset:C.offset + C.n_local] for i in self.ens.local}
 
     def read_state(self, k: int) -> np.ndarray:
         """This rank's rows of the state after cycle ``k`` (``(nb, n_total)``)."""

@@ -36,14 +36,22 @@ class FieldSpec:
         ``friction``, ...).
     parameter
         ``True`` for a parameter (estimated jointly with the state, inflated separately).
+    carried
+        ``True`` for a field the model needs to continue but which is not assimilated (an
+        Icepack velocity kept as the next solve's initial guess): the analysis never sees
+        it; the restart stores it.
     """
 
     name: str
     parameter: bool = False
+    carried: bool = False
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.isidentifier():
             raise ConfigError(f"field name must be an identifier, got {self.name!r}")
+        if self.parameter and self.carried:
+            raise ConfigError(f"field {self.name!r}: a carried field is not assimilated, so it cannot be a "
+                              "parameter; mark it parameter=True or carried=True, not both")
 
 
 def _is_function(value) -> bool:

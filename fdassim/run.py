@@ -28,7 +28,7 @@ def make_observations(settings: Settings, ensemble) -> Observations:
     names = [f.name for f in model.fields]
     if o.field not in names:
         raise ConfigError(f"observations.field: {o.field!r} is not a field of the model; choose one of {names}")
-    template = ensemble.states[0] if ensemble.states else model.new_state(ensemble.comm)
+    template = ensemble.template
     value = template[o.field]
     coords = (getattr(model, "coordinates", None) or {}).get(o.field)
     if hasattr(value, "function_space"):

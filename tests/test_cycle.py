@@ -43,7 +43,8 @@ def test_cycle_analysis_equals_scheme_on_stored_arrays(heat_run):
     # the nodal values, so evaluate the basis once on a unit vector per node
     from fdassim.models.heat import Heat
 
-    state = Heat().new_state(MPI.COMM_SELF)
+    model = Heat()
+    state = model.member(model.domain(MPI.COMM_SELF), 0).state
     H = PointValues("temperature", HEAT_POINTS)
     n_t = d["ensemble/forecast/temperature"].shape[1]
     basis = np.empty((HEAT_POINTS.shape[0], n_t))
@@ -70,13 +71,17 @@ def test_cycle_stores_truth_means_and_coordinates(heat_run):
 def test_cycle_member_failure_names_member_and_cycle(tmp_path):
     from fdassim.analysis.etkf import ETKF
     from fdassim.errors import MemberFailure
-    from fdassim.models.heat import Heat
+    from fdassim.models.heat import Heat, HeatMember
+
+    class ExplodingMember(HeatMember):
+        def forecast(self, t0, t1):
+            super().forecast(t0, t1)
+            if t0 > 0.3:  # every member, from cycle 2
+                self.state["temperature"].dat.data[3] = np.nan
 
     class Exploding(Heat):
-        def forecast(self, state, t0, t1):
-            super().forecast(state, t0, t1)
-            if t0 > 0.3 and state["source"].dat.data_ro[0] > -1e300:  # every member, from cycle 2
-                state["temperature"].dat.data[3] = np.nan
+        def member(self, domain, index):
+            return ExplodingMember(self, domain)
 
     with pytest.raises(MemberFailure, match=r"member 0 failed in cycle 2: the forecast returned NaN or Inf"):
         run_twin(Exploding(), ETKF(), str(tmp_path / "x.h5"), comm=MPI.COMM_SELF, N=4, cycles=4)

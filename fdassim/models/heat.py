@@ -11,22 +11,26 @@ member's generator, so a member's initial state does not depend on how the mesh 
 
 It is the smallest model that exercises every part of the Firedrake path of fdassim
 (Functions on a mesh split over ranks, point observations, parameters), and it compiles
-only two small forms.
+only two small forms. It uses the full form of the Model protocol
+(:mod:`fdassim.models.base`): the members on one communicator share a :class:`HeatDomain`
+(mesh and space), and each :class:`HeatMember` holds its own solver.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError
 from ..layout import FieldSpec
+from .base import whole_steps
 
-__all__ = ["Heat"]
+__all__ = ["Heat", "HeatDomain", "HeatMember"]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class Heat:
     """Heat diffusion with a source parameter on an ``nx x nx`` unit square.
 
@@ -50,9 +54,7 @@ class Heat:
     dt: float = 0.1
     modes: int = 2
     spread: float = 1.0
-    fields: tuple = (FieldSpec("temperature"), FieldSpec("source", parameter=True))
-    _meshes: dict = field(default_factory=dict, repr=False)
-    _solvers: dict = field(default_factory=dict, repr=False)
+    fields: ClassVar[tuple] = (FieldSpec("temperature"), FieldSpec("source", parameter=True))
 
     def __post_init__(self):
         for name in ("nx", "modes"):
@@ -64,74 +66,81 @@ class Heat:
         if self.gamma < 0:
             raise ConfigError(f"Heat: gamma must be non-negative, got {self.gamma}")
 
-    def mesh(self, comm):
-        """The mesh on ``comm``, built once per communicator."""
-        import firedrake
+    # -- the Model protocol (full form, fdassim.models.base) -----------------------------------
+    def domain(self, comm) -> "HeatDomain":
+        """The mesh, the P1 space and its node coordinates, shared by the members on ``comm``."""
+        return HeatDomain(self, comm)
 
-        key = id(comm)
-        if key not in self._meshes:
-            self._meshes[key] = firedrake.UnitSquareMesh(self.nx, self.nx, comm=comm)
-        return self._meshes[key]
+    def member(self, domain: "HeatDomain", index: int) -> "HeatMember":
+        return HeatMember(self, domain)
 
-    def new_state(self, comm) -> dict:
-        import firedrake
+    def random_field(self, xy: np.ndarray, rng: np.random.Generator, mean: float) -> np.ndarray:
+        """``mean`` plus random cosine modes at the points ``xy`` (``(p, 2)``).
 
-        V = firedrake.FunctionSpace(self.mesh(comm), "CG", 1)
-        return {"temperature": firedrake.Function(V, name="temperature"),
-                "source": firedrake.Function(V, name="source")}
-
-    def _random_field(self, f, rng: np.random.Generator, mean: float) -> None:
-        """Fill ``f`` with ``mean`` plus random cosine modes, evaluated at its nodes.
-
-        The modes are evaluated with numpy at the node coordinates (interpolated once per
-        space), so a new draw compiles no new form, and a node's value depends only on its
-        position: the field is the same however the mesh is split.
+        Evaluated with numpy at the node coordinates, so a new draw compiles no new form, and
+        a node's value depends only on its position: the field is the same however the mesh
+        is split.
         """
-        xy = self._node_coordinates(f.function_space())
         k = np.arange(self.modes)
         a = self.spread * rng.standard_normal((self.modes, self.modes)) / (1.0 + k[:, None] ** 2 + k[None, :] ** 2)
         cx = np.cos(np.pi * np.outer(xy[:, 0], k))  # (nodes, modes)
         cy = np.cos(np.pi * np.outer(xy[:, 1], k))
-        f.dat.data[:] = mean + np.einsum("pi,ij,pj->p", cx, a, cy)
+        return mean + np.einsum("pi,ij,pj->p", cx, a, cy)
 
-    def _node_coordinates(self, V) -> np.ndarray:
-        key = ("xy", id(V.mesh()))
-        if key not in self._meshes:
-            import firedrake
 
-            X = firedrake.Function(firedrake.VectorFunctionSpace(V.mesh(), "CG", 1))
-            self._meshes[key] = X.interpolate(firedrake.SpatialCoordinate(V.mesh())).dat.data_ro.copy()
-        return self._meshes[key]
+class HeatDomain:
+    """What the members of one spatial communicator share: mesh, space, node coordinates."""
 
-    def initial_state(self, state: dict, rng: np.random.Generator) -> None:
-        self._random_field(state["temperature"], rng, mean=0.0)
-        self._random_field(state["source"], rng, mean=1.0)
+    def __init__(self, model: Heat, comm):
+        import firedrake
 
-    def _solver(self, state: dict):
-        """Backward-Euler solver of one member, built once and reused."""
+        self.mesh = firedrake.UnitSquareMesh(model.nx, model.nx, comm=comm)
+        self.V = firedrake.FunctionSpace(self.mesh, "CG", 1)
+        X = firedrake.Function(firedrake.VectorFunctionSpace(self.mesh, "CG", 1))
+        self.xy = X.interpolate(firedrake.SpatialCoordinate(self.mesh)).dat.data_ro.copy()
+
+
+class HeatMember:
+    """One member: its temperature and source, and its backward-Euler solver (built on first use)."""
+
+    def __init__(self, model: Heat, domain: HeatDomain):
+        import firedrake
+
+        self.model, self.domain = model, domain
+        self.state = {"temperature": firedrake.Function(domain.V, name="temperature"),
+                      "source": firedrake.Function(domain.V, name="source")}
+        self._solver = None
+
+    def initial_state(self, rng: np.random.Generator) -> None:
+        self.state["temperature"].dat.data[:] = self.model.random_field(self.domain.xy, rng, mean=0.0)
+        self.state["source"].dat.data[:] = self.model.random_field(self.domain.xy, rng, mean=1.0)
+
+    def start(self) -> None:
+        self._build()
+
+    def close(self) -> None:
+        self._solver = None
+
+    def _build(self):
         import firedrake
         from firedrake import dx, grad, inner
 
-        key = id(state["temperature"])
-        if key not in self._solvers:
-            T, s = state["temperature"], state["source"]
+        if self._solver is None:
+            m, (T, s) = self.model, (self.state["temperature"], self.state["source"])
             V = T.function_space()
             u, v = firedrake.TrialFunction(V), firedrake.TestFunction(V)
             T_old = firedrake.Function(V)
-            a = ((1 + self.dt * self.gamma) * u * v + self.dt * self.kappa * inner(grad(u), grad(v))) * dx
-            L = (T_old + self.dt * s) * v * dx
+            a = ((1 + m.dt * m.gamma) * u * v + m.dt * m.kappa * inner(grad(u), grad(v))) * dx
+            L = (T_old + m.dt * s) * v * dx
             problem = firedrake.LinearVariationalProblem(a, L, T)
             solver = firedrake.LinearVariationalSolver(problem, solver_parameters={
                 "ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"})
-            self._solvers[key] = (solver, T_old)
-        return self._solvers[key]
+            self._solver = (solver, T_old)
+        return self._solver
 
-    def forecast(self, state: dict, t0: float, t1: float) -> None:
-        steps = (t1 - t0) / self.dt
-        n = round(steps)
-        if n < 0 or abs(steps - n) > 1e-9 * max(1.0, steps):
-            raise InputError(f"Heat: t1 - t0 = {t1 - t0!r} is not a whole number of steps dt = {self.dt}")
-        solver, T_old = self._solver(state)
+    def forecast(self, t0: float, t1: float) -> None:
+        n = whole_steps(t0, t1, self.model.dt, "Heat")
+        solver, T_old = self._build()
         for _ in range(n):
-            T_old.assign(state["temperature"])
+            T_old.assign(self.state["temperature"])
             solver.solve()
