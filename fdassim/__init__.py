@@ -50,7 +50,9 @@ _EXPORTS = {
     "Additive": "fdassim.inflation",
     "RTPS": "fdassim.inflation",
     "RTPP": "fdassim.inflation",
+    "IcepackModel": "fdassim.models.icepack",
     "MemberFailure": "fdassim.errors",
+    "ModelError": "fdassim.errors",
     "ConfigError": "fdassim.errors",
 }
 

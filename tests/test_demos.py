@@ -26,3 +26,16 @@ def test_demo_icepack_shelf_script_tracks_the_truth(tmp_path):
     assert result.rmse_forecast[0] > 5.0
     assert result.rmse_analysis[-1] < 0.3 * result.rmse_forecast[0]
     assert 0.2 < result.spread_analysis[-1] / result.rmse_analysis[-1] < 5
+
+
+def test_demo_icepack_shelf_readme_snippet_is_the_demos_code():
+    """The README's assimilation lines are the demo's, verbatim (doc snippets are test files)."""
+    import re
+
+    root = os.path.join(os.path.dirname(__file__), os.pardir)
+    readme = open(os.path.join(root, "README.md")).read()
+    snippet = re.search(r"<!-- snippet: demos/icepack_shelf.py -->\n```python\n(.*?)```", readme, re.S).group(1)
+    demo = open(os.path.join(DEMOS, "icepack_shelf.py")).read()
+    block = re.search(r"# --- assimilation \(README\) ---\n(.*?)    # --- end ---", demo, re.S).group(1)
+    assert [line[4:] for line in block.splitlines()] == snippet.splitlines()
+    assert len(snippet.splitlines()) <= 15
