@@ -132,7 +132,7 @@ def _model(args: argparse.Namespace):
 
 
 def _run(args: argparse.Namespace) -> int:
-    import numpy as np
+    from fdassim.streams import Stream, generator
 
     from .exchange import read_member, write_member
 
@@ -148,8 +148,8 @@ def _run(args: argparse.Namespace) -> int:
             source = read_member(args.input, cycle=args.cycle, member=args.member, names=model.names)
             for name in model.names:
                 member.state[name][...] = source.fields[name]
-        else:
-            member.initial_state(np.random.default_rng([settings.run.seed, args.member]))
+        else:  # member i's prior draw, the one an ensemble run with this seed starts from
+            member.initial_state(generator(settings.run.seed, Stream.INITIAL, 0, member=args.member))
         started = time.perf_counter()
         member.forecast(t0, t1)
         took = time.perf_counter() - started
@@ -215,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "run":
             p.add_argument("--member", type=_integer(0), default=0, help="the member (default 0)")
             p.add_argument("--cycle", type=_integer(0), default=0, help="the cycle written in (and checked of) the files")
-            p.add_argument("--input", default=None, help="start from this member file instead of a prior draw")
+            p.add_argument("--input", default=None, help="start from this member file instead of the member's "
+                           "prior draw (the one an ensemble run with run.seed starts from)")
             p.add_argument("--output", default="member.mat", help="where to write the state (default member.mat)")
             p.add_argument("--t0", type=float, default=None, help="start time (default run.t0)")
             p.add_argument("--t1", type=float, default=None, help="end time (default t0 + run.interval)")
