@@ -57,7 +57,8 @@ def test_errors_are_one_line_messages(tmp_path, capsys):
     assert "model.name must be issm for issm-bridge (got 'lorenz96')" in capsys.readouterr().err
 
 
-def test_start_status_run_stop(octave, tmp_path):
+def test_start_status_run_stop(octave, tmp_path, capsys):
+    """`start` in a process of its own (its servers outlive it); the other commands here."""
     pool_dir = tmp_path / "pool"
     started = bridge("start", "--dir", pool_dir, "--servers", 2, "--engine", "octave")
     assert started.returncode == 0, started.stderr
@@ -65,28 +66,27 @@ def test_start_status_run_stop(octave, tmp_path):
     pids = [s["pid"] for s in read_state(pool_dir)["servers"]]
     assert all(procs.alive(p) for p in pids)  # they outlived the command
 
-    status = bridge("status", "--dir", pool_dir)
-    assert status.returncode == 0 and status.stdout.count("alive") == 2
+    assert main(["status", "--dir", str(pool_dir)]) == 0
+    assert capsys.readouterr().out.count("alive") == 2
 
     cfg = tmp_path / "p.yaml"
     cfg.write_text(yaml.safe_dump(PARAMS))
     out = tmp_path / "member3.mat"
-    ran = bridge("run", cfg, "--pool", pool_dir, "--member", 3, "--output", out)
-    assert ran.returncode == 0, ran.stderr
-    assert "member 3 from t = 0 to 5" in ran.stdout
+    assert main(["run", str(cfg), "--pool", str(pool_dir), "--member", "3", "--output", str(out)]) == 0
+    assert "member 3 from t = 0 to 5" in capsys.readouterr().out
     member = read_member(out, cycle=0, member=3)
     assert (member.t0, member.t1) == (0.0, 5.0) and np.all(np.isfinite(member.fields["thickness"]))
-    again = bridge("run", cfg, "--pool", pool_dir, "--member", 3, "--input", out, "--output", tmp_path / "m2.mat",
-                   "--t0", 5, "--t1", 10)  # continue the member from its file
-    assert again.returncode == 0, again.stderr
+    # continue the member from its file
+    assert main(["run", str(cfg), "--pool", str(pool_dir), "--member", "3", "--input", str(out),
+                 "--output", str(tmp_path / "m2.mat"), "--t0", "5", "--t1", "10"]) == 0
     later = read_member(tmp_path / "m2.mat", cycle=0, member=3)
     assert not np.array_equal(later.fields["thickness"], member.fields["thickness"])
 
     procs.signal_group(pids[1], 9)  # a server dies: status says so
-    dead = bridge("status", "--dir", pool_dir)
-    assert dead.returncode == 1 and "s1: pid" in dead.stdout and "DEAD" in dead.stdout
+    assert main(["status", "--dir", str(pool_dir)]) == 1
+    out = capsys.readouterr()
+    assert "s1: pid" in out.out and "DEAD" in out.out and "1 server(s) dead" in out.err
 
-    stopped = bridge("stop", "--dir", pool_dir)
-    assert stopped.returncode == 0, stopped.stderr
+    assert main(["stop", "--dir", str(pool_dir)]) == 0
     assert not any(procs.group_members(p) for p in pids)
     assert not (pool_dir / "pool.json").exists()
