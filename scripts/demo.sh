@@ -19,3 +19,9 @@ echo
 echo "==> Lorenz-96, ETKF, 2000 cycles (the YAML way)"
 fdassim run demos/lorenz96_etkf.yaml --overwrite
 fdassim report demo-output/lorenz96_etkf.h5
+if command -v octave >/dev/null || command -v matlab >/dev/null; then
+  echo
+  echo "==> ISSM bridge: the flowline test glacier through 2 MATLAB/Octave servers, ETKF"
+  issm-bridge assimilate demos/issm_flowline_twin.yaml --overwrite
+  fdassim report demo-output/issm_flowline_twin.h5
+fi
