@@ -128,7 +128,7 @@ def test_rounds_over_two_servers_equal_one_server(reference, octave):
         domain.close()
 
 
-@pytest.mark.parametrize("fault, options", [("kill", {}), ("hang", {"timeout": 3.0})])
+@pytest.mark.parametrize("fault, options", [("kill", {}), ("hang", {"timeout": 2.0})])
 def test_failed_server_is_restarted_and_the_member_rerun(reference, octave, monkeypatch, fault, options):
     """A server killed (or hung past its timeout) in the middle of member 2's forecast in the
     second cycle: restarted, member 2 run again, and every member equals the fault-free run."""
