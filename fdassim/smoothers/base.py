@@ -13,9 +13,11 @@ Re-running members (what the SIEnKS and the IEnKS ask of a model)
 The EnKS runs each member forward once, as a filter does. The SIEnKS and the IEnKS
 re-run the members from the window's start (with new initial states), so a model used
 with them must be *re-runnable*: its forecast from ``t0`` to ``t1`` must depend only on the
-member's fields at ``t0`` (the state the ensemble writes back), not on hidden state kept
-between calls (a solver's previous solution, a counter, a random draw), so that writing
-saved fields back into a member and forecasting again reproduces the run. The cycle checks
+member's fields at ``t0``, the analysed and the carried ones (what the ensemble saves and
+writes back; a model keeps what its next forecast needs, such as the previous velocity of
+an ice-flow solve, in carried fields, :mod:`fdassim.models.base`), not on hidden state kept
+between calls (a counter, a solver's own copy of a solution, a random draw of its own), so
+that writing saved fields back into a member and forecasting again reproduces the run. The cycle checks
 this before the first window (it forecasts every member twice over the first interval
 and compares, bit for bit) and stops with a :class:`~fdassim.errors.ConfigError` naming
 the member otherwise.
@@ -42,11 +44,18 @@ __all__ = ["Smoother", "Trajectory", "WindowCost", "Estimate", "Snapshot", "chec
 
 @dataclass(frozen=True, eq=False)
 class Snapshot:
-    """This rank's rows of the members ``(nb, N)`` and of the truth ``(nb,)`` (or ``None``) at time index ``j``."""
+    """The ensemble at time index ``j``, as this rank holds it.
+
+    ``X`` and ``truth`` are this rank's rows of the members ``(nb, N)`` and of the truth
+    ``(nb,)`` (or ``None``); ``carried`` the carried fields of the members (and truth) that
+    live here, ``{member: values}`` (``None`` for a model without carried fields,
+    :mod:`fdassim.models.base`).
+    """
 
     j: int
     X: np.ndarray
     truth: np.ndarray | None
+    carried: dict[int, np.ndarray] | None = None
 
 
 class Estimate(Enum):

@@ -144,6 +144,10 @@ def smooth(ensemble, smoother: Smoother, observations, times, *, seed: int, infl
         If ``smoother`` is not a smoother, the run is shorter than the lag, or the model
         cannot be re-run from saved fields and the method needs it
         (:mod:`fdassim.smoothers.base`).
+
+    The model's ``start`` hooks are called on every rank before the first forecast and its
+    ``close`` hooks when the run ends, also when it ends with an error
+    (:mod:`fdassim.models.base`).
     """
     if not isinstance(smoother, Smoother):
         raise ConfigError(f"smooth: expected a smoother (EnKS, SIEnKS, IEnKS, LinIEnKS), got {type(smoother).__name__}")
@@ -152,9 +156,21 @@ def smooth(ensemble, smoother: Smoother, observations, times, *, seed: int, infl
         raise InputError(f"times must be increasing, t_0 and at least one observation time; got {times!r}")
     schedule = smoother.schedule
     K = times.size - 1
-    C = schedule.count(K)
-    out = SmootherResult.empty(smoother.lag, smoother.shift, K, C)
+    out = SmootherResult.empty(smoother.lag, smoother.shift, K, schedule.count(K))
+    try:
+        _windows(ensemble, smoother, observations, times, seed, inflation, store, progress, out)
+    except BaseException:
+        ensemble.close(quiet=True)  # on every rank; the error that stopped the run is the one raised
+        raise
+    ensemble.close()
+    return out
+
+
+def _windows(ensemble, smoother, observations, times, seed, inflation, store, progress, out):
+    """The loop of :func:`smooth` (between the model's start and close)."""
+    schedule = smoother.schedule
     tic = time.perf_counter()
+    ensemble.start()
     ensemble.initialize(seed)
     recorder = _Recorder(ensemble, out, store)
     run = Runner(ensemble, observations, times, seed, inflation or Inflation(), recorder)
@@ -168,7 +184,8 @@ def smooth(ensemble, smoother: Smoother, observations, times, *, seed: int, infl
     from tqdm import tqdm
 
     tic = time.perf_counter()
-    for c in tqdm(range(C), desc=type(smoother).__name__, disable=not (progress and ensemble.world.rank == 0)):
+    for c in tqdm(range(out.simulations.size), desc=type(smoother).__name__,
+                  disable=not (progress and ensemble.world.rank == 0)):
         run.forget(schedule.start(c) + 1)
         before = run.propagations
         carry, cost = smoother.window(run, c, carry)
@@ -180,4 +197,3 @@ def smooth(ensemble, smoother: Smoother, observations, times, *, seed: int, infl
             store.write_window(c, costs)
     out.timing["forecast"] = run.forecast_seconds
     out.timing["analysis"] = time.perf_counter() - tic - run.forecast_seconds
-    return out

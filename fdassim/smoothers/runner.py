@@ -67,17 +67,20 @@ class Runner:
 
     # -- members through time ------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
-        """The members' (and the truth's) rows at the current time."""
+        """The members' (and the truth's) rows and carried fields at the current time."""
         X, truth = self.state()
-        return Snapshot(self.j, X, truth)
+        carried = dict(self.ens.carried_values()) if self.ens.carried is not None else None
+        return Snapshot(self.j, X, truth, carried)
 
     def restore(self, snapshot: Snapshot, X: np.ndarray | None = None) -> None:
-        """Set the members to ``snapshot`` (or, with ``X``, to the rows ``X`` at its time), the truth to its."""
+        """Set the members to ``snapshot`` (with ``X``: its rows replaced by ``X``), the truth to its."""
         rows = np.empty((self.rows_count, self.ens.n_total))
         rows[:, :self.N] = snapshot.X if X is None else X
         if snapshot.truth is not None:
             rows[:, self.N] = snapshot.truth
         self.ens.from_rows(rows, all_members=True)
+        if snapshot.carried is not None:
+            self.ens.set_carried(snapshot.carried)
         self.j = snapshot.j
 
     @property
@@ -157,5 +160,5 @@ class Runner:
                 f"smoother.method: {method} re-runs members from the window's start, but "
                 f"{type(self.ens.model).__name__} is not re-runnable: forecasting member {min(bad)} twice from "
                 f"the same fields over [{self.times[0]}, {self.times[1]}] gave different states. Its forecast "
-                "must depend only on the member's fields (no hidden state, no random draws of its own; see "
-                "fdassim.smoothers.base); or use the EnKS, which never re-runs a member")
+                "must depend only on the member's fields, carried ones included (no hidden state, no random "
+                "draws of its own; see fdassim.smoothers.base); or use the EnKS, which never re-runs a member")
