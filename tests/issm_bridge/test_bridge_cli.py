@@ -64,6 +64,14 @@ def test_start_status_run_stop(octave, tmp_path, capsys):
     assert started.returncode == 0, started.stderr
     assert "2 octave server(s) started" in started.stdout
     pids = [s["pid"] for s in read_state(pool_dir)["servers"]]
+    try:
+        _use_and_stop(pool_dir, pids, tmp_path, capsys)
+    finally:  # a failing test leaves no detached server behind
+        for p in pids:
+            procs.stop_group(p)
+
+
+def _use_and_stop(pool_dir, pids, tmp_path, capsys):
     assert all(procs.alive(p) for p in pids)  # they outlived the command
 
     assert main(["status", "--dir", str(pool_dir)]) == 0
