@@ -1,0 +1,78 @@
+"""fdassim's own time in an Icepack twin experiment, as a fraction of the run.
+
+The model's forecast is the work a user wants done; everything else (initialization, the
+observation operator, the transposes, the analysis, the store) is fdassim's. This script runs
+the twin of :mod:`scaling` (``benchmarks/scaling.py``) and prints, per run,
+
+- ``overhead``: everything but the forecast, over the run's wall time (the target: < 5 %);
+- ``per cycle``: analysis and I/O over the cycles' time (initialization left out: what a
+  long run tends to).
+
+Both are ratios of times measured in the same run. ``--profile`` also runs the experiment
+serially under cProfile and prints the functions where the non-forecast time goes.
+
+Usage::
+
+    python benchmarks/overhead.py                           # N = 16, 10 cycles, 1 and 2 ranks
+    python benchmarks/overhead.py --members 32 --cycles 20 --ranks 2 --profile
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from scaling import MODELS, PARTS, launch, machine, run_one
+
+
+def fractions(r: dict) -> tuple[float, float]:
+    """(overhead of the whole run, overhead per cycle) of one run's timings."""
+    total = sum(r[p] for p in PARTS)
+    cycles = r["forecast"] + r["analysis"] + r["io"]
+    return 1 - r["forecast"] / total, (r["analysis"] + r["io"]) / cycles
+
+
+def profile(model: str, members: int, cycles: int, out: Path, top: int = 25) -> None:
+    """Run serially under cProfile; print the ``top`` functions by cumulative time."""
+    import cProfile
+    import pstats
+
+    import firedrake  # noqa: F401  (imports are not the run's)
+    import icepack  # noqa: F401
+
+    prof = cProfile.Profile()
+    prof.enable()
+    run_one(model, members, cycles, str(out / "profile.h5"))
+    prof.disable()
+    (out / "profile.h5").unlink(missing_ok=True)
+    pstats.Stats(prof).sort_stats("cumulative").print_stats(top)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", choices=sorted(MODELS), default="shelf")
+    p.add_argument("--members", type=int, default=16)
+    p.add_argument("--cycles", type=int, default=10)
+    p.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--out", type=Path, default=Path("results/overhead"))
+    p.add_argument("--profile", action="store_true", help="also profile a serial run")
+    a = p.parse_args(argv)
+    a.out.mkdir(parents=True, exist_ok=True)
+    print(f"machine: {machine()}")
+    launch(a.model, 1, 2, 1, a.out)  # compiles the kernels, so no timed run pays for it
+    head = "| ranks | members | cycles | forecast (s) | init (s) | analysis (s) | I/O (s) | overhead | per cycle |"
+    lines = [head, "|" + "---|" * 9]
+    for P in a.ranks:
+        r = launch(a.model, P, a.members, a.cycles, a.out)
+        whole, per_cycle = fractions(r)
+        lines.append(f"| {P} | {a.members} | {a.cycles} | {r['forecast']:.2f} | {r['init']:.2f} | "
+                     f"{r['analysis']:.2f} | {r['io']:.2f} | {100 * whole:.1f} % | {100 * per_cycle:.1f} % |")
+    print("\n".join(lines))
+    if a.profile:
+        profile(a.model, a.members, a.cycles, a.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""Strong and weak scaling of an Icepack twin experiment, with the time broken down.
+
+Each configuration (``P`` ranks, ``N`` members) is one run under ``mpiexec -n P`` of the
+same twin experiment (ETKF, thickness observed at 12 points, multiplicative inflation 1.05,
+the store written as ``fdassim run`` writes it). A run reports the wall time of
+
+- initialization: building the ensemble's meshes and fields, the store, the initial draws;
+- forecast: the members' Icepack solves;
+- analysis: observing, the transposes, the analysis and inflation;
+- I/O: writing each cycle to the store,
+
+as the ICESEE paper does (its Tables 1 and 2, Figures 9 and 10). Strong scaling keeps ``N``
+and grows ``P``; weak scaling grows ``N`` with ``P`` (``N / P`` fixed). Speed-ups and
+efficiencies are ratios between runs of the same invocation, so they do not depend on how
+fast the machine is, only on how steady it is while they run.
+
+Usage::
+
+    python benchmarks/scaling.py                       # strong: N = 64 on 1, 2 ranks; weak: N = 8 per rank
+    python benchmarks/scaling.py --ranks 1 2 4 --strong-members 64 --weak-members 16 --cycles 3
+
+It prints the tables (and the machine they ran on) and writes ``scaling.png`` and
+``scaling.json`` in ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+PARTS = ("init", "forecast", "analysis", "io")
+LABELS = {"init": "initialization", "forecast": "forecast", "analysis": "analysis", "io": "I/O"}
+
+
+# -- one run (the child, under mpiexec) ----------------------------------------------------------
+def _shelf_model():
+    """The Icepack floating ice shelf of ``demos/icepack_shelf.py`` and its 12 observed points."""
+    spec = importlib.util.spec_from_file_location("icepack_shelf", HERE.parent / "demos" / "icepack_shelf.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    points = np.array([[x, y] for x in (2.5e3, 7.5e3, 12.5e3, 17.5e3) for y in (5e3, 10e3, 15e3)])
+    return demo.IceShelf(), "thickness", points, 5.0, 0.5
+
+
+MODELS = {"shelf": _shelf_model}
+
+
+def run_one(model: str, members: int, cycles: int, store: str) -> dict:
+    """One twin run on the ranks of ``COMM_WORLD``; the time of each part (same on every rank).
+
+    The clock starts after the imports (Python's start-up is not the run's).
+    """
+    import firedrake  # noqa: F401  (imported before the clock starts)
+    import icepack  # noqa: F401
+
+    import fdassim
+
+    tic = time.perf_counter()
+    m, field, points, std, dt = MODELS[model]()
+    ensemble = fdassim.Ensemble(m, size=members, truth=True)
+    observations = fdassim.Observations(fdassim.PointValues(field, points), fdassim.ObsError.from_std(std), points)
+    times = dt * np.arange(cycles + 1)
+    with fdassim.Store.create(store, ensemble, times, m=len(points), overwrite=True) as st:
+        setup = time.perf_counter() - tic
+        result = fdassim.assimilate(ensemble, fdassim.ETKF(), observations, times, seed=4, store=st,
+                                    inflation=fdassim.Multiplicative(1.05), progress=False)
+    out = {k: float(result.timing[k]) for k in PARTS}
+    out["init"] += setup
+    out["total"] = time.perf_counter() - tic
+    out["ranks"], out["members"], out["groups"] = ensemble.world.size, members, ensemble.groups
+    out["rmse_analysis"] = float(result.rmse_analysis[-1])
+    return out
+
+
+# -- the driver -------------------------------------------------------------------------------------
+def launch(model: str, ranks: int, members: int, cycles: int, out: Path) -> dict:
+    """Run one configuration under ``mpiexec -n ranks``; return its timings."""
+    store = out / f"run-{ranks}x{members}.h5"
+    cmd = ["mpiexec", "-n", str(ranks), sys.executable, str(Path(__file__).resolve()), "--child",
+           "--model", model, "--members", str(members), "--cycles", str(cycles), "--store", str(store)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{res.stdout[-2000:]}\n{res.stderr[-4000:]}")
+    line = [ln for ln in res.stdout.splitlines() if ln.startswith("{")][-1]
+    store.unlink(missing_ok=True)
+    return json.loads(line)
+
+
+def table(runs: list[dict], base: dict, title: str, weak: bool) -> str:
+    """The runs as a Markdown table: seconds per part, total, speed-up (strong) or
+    efficiency (weak) against ``base``."""
+    head = f"| ranks | members | {' | '.join(LABELS[p] + ' (s)' for p in PARTS)} | total (s) | " + \
+        ("efficiency T1/TP |" if weak else "speed-up T1/TP | efficiency |")
+    lines = [f"**{title}**", "", head, "|" + "---|" * (head.count("|") - 1)]
+    for r in runs:
+        total = sum(r[p] for p in PARTS)
+        base_total = sum(base[p] for p in PARTS)
+        cells = [str(r["ranks"]), str(r["members"])] + [f"{r[p]:.2f}" for p in PARTS] + [f"{total:.2f}"]
+        if weak:
+            cells.append(f"{base_total / total:.2f}")
+        else:
+            s = base_total / total
+            cells += [f"{s:.2f}", f"{s * base['ranks'] / r['ranks']:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def figure(strong: list[dict], weak: list[dict], path: Path) -> None:
+    """Stacked bars of the parts per run, strong scaling beside weak scaling."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=False)
+    for ax, runs, title in ((axes[0], strong, "strong scaling"), (axes[1], weak, "weak scaling")):
+        x = np.arange(len(runs))
+        bottom = np.zeros(len(runs))
+        for p in PARTS:
+            v = np.array([r[p] for r in runs])
+            ax.bar(x, v, bottom=bottom, label=LABELS[p])
+            bottom += v
+        ax.set_xticks(x, [f"{r['ranks']} rank{'s' * (r['ranks'] > 1)}\nN = {r['members']}" for r in runs])
+        ax.set_ylabel("wall time (s)")
+        ax.set_title(title)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{cpu}, {os.cpu_count()} cores, load {load:.1f} at the start, {platform.system()} {platform.release()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", choices=sorted(MODELS), default="shelf")
+    p.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--strong-members", type=int, default=64, help="N of the strong-scaling runs")
+    p.add_argument("--weak-members", type=int, default=8, help="N per rank of the weak-scaling runs")
+    p.add_argument("--cycles", type=int, default=3)
+    p.add_argument("--out", type=Path, default=Path("results/scaling"))
+    # one run, under mpiexec (what the driver launches)
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--members", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--store", help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.child:
+        out = run_one(a.model, a.members, a.cycles, a.store)
+        from mpi4py import MPI
+
+        if MPI.COMM_WORLD.rank == 0:
+            print(json.dumps(out), flush=True)
+        return 0
+    a.out.mkdir(parents=True, exist_ok=True)
+    print(f"machine: {machine()}")
+    print(f"model: {a.model}, {a.cycles} cycles per run; ranks {a.ranks}")
+    # a first small run compiles Firedrake's and Icepack's kernels, so no timed run pays for it
+    launch(a.model, 1, 2, 1, a.out)
+    strong = [launch(a.model, P, a.strong_members, a.cycles, a.out) for P in a.ranks]
+    weak = [launch(a.model, P, a.weak_members * P, a.cycles, a.out) for P in a.ranks]
+    text = "\n\n".join([table(strong, strong[0], f"Strong scaling: N = {a.strong_members}", weak=False),
+                        table(weak, weak[0], f"Weak scaling: N = {a.weak_members} per rank", weak=True)])
+    print(text)
+    figure(strong, weak, a.out / "scaling.png")
+    with open(a.out / "scaling.json", "w") as fh:
+        json.dump({"machine": machine(), "model": a.model, "cycles": a.cycles, "strong": strong, "weak": weak}, fh,
+                  indent=1)
+    print(f"figure: {a.out / 'scaling.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
