@@ -66,9 +66,13 @@ def versions() -> dict[str, str]:
     """Versions of the pieces a run depends on (for the store's provenance)."""
     import importlib.metadata as md
 
-    installed = {d.metadata["Name"].lower(): d.version for d in md.distributions()}
-    return {name: installed[name] for name in
-            ("fdassim", "firedrake", "petsc4py", "mpi4py", "numpy", "scipy", "h5py", "icepack") if name in installed}
+    out = {}
+    for name in ("fdassim", "firedrake", "petsc4py", "mpi4py", "numpy", "scipy", "h5py", "icepack"):
+        try:  # one lookup per name: reading every installed distribution's metadata took 1.4 s
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pass
+    return out
 
 
 def _open(path: str, mode: str, comm):
