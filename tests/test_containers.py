@@ -68,7 +68,8 @@ def _header_commands(rel: str) -> list[str]:
 def _readme_commands() -> list[str]:
     """Every command line of containers/README.md's ``sh`` blocks."""
     blocks = re.findall(r"```sh\n(.*?)```", _text(README), flags=re.S)
-    return [line.strip() for block in blocks for line in block.splitlines() if COMMAND.match(line.strip())]
+    parts = [part.strip() for block in blocks for line in block.splitlines() for part in line.split(" && ")]
+    return [part for part in parts if COMMAND.match(part)]
 
 
 def _icepack_dir_in_image() -> str:
@@ -257,6 +258,8 @@ def test_readme_commands_are_valid():
             continue
         inner = _inner(tokens)
         ran.add(inner[0])
+        for path in _checkout_paths(" ".join(inner)):  # files of the image's checkout it names
+            assert _exists(path), f"{README}: {cmd} names {CHECKOUT}/{path}, which the checkout lacks"
         if inner[0] in ("fdassim", "issm-bridge"):
             parser = fdassim_parser() if inner[0] == "fdassim" else bridge_parser()
             try:
