@@ -248,13 +248,23 @@ def parse(data: Any, source: str = "params.yaml") -> Settings:
     infl = () if infl is None else tuple(infl if isinstance(infl, list) else [{k: v} for k, v in infl.items()])
     settings = dataclasses.replace(settings, inflation=infl)
     # build everything once now, so a bad option fails before any work starts
-    settings.make_model()
+    model = settings.make_model()
     if settings.filter is not None:
-        settings.make_scheme()
+        _check_domain(settings.make_scheme(), model)
     else:
         settings.make_smoother()
     settings.make_inflation()
     return settings
+
+
+def _check_domain(scheme, model) -> None:
+    """A scheme's localization must agree with the periods of the model's geometry."""
+    loc, geometry = getattr(scheme, "localization", None), getattr(model, "geometry", None)
+    if loc is not None and geometry is not None:
+        try:
+            loc.on_domain(geometry.periodic)
+        except ConfigError as exc:
+            raise ConfigError(f"filter.options.localization.periodic: {exc}") from None
 
 
 def load(path: str) -> Settings:

@@ -140,7 +140,7 @@ def _cycles(ensemble, scheme, observations, times, seed, inflation, store, k0, p
         Xf, Y = state[:, :N].copy(), Y_all[:, :N]
         truth = state[:, N] if ensemble.has_truth else None
         y = observations.observed(k, seed, Y_all[:, N] if ensemble.has_truth else None)
-        ctx = AnalysisContext(seed=seed, cycle=k, obs_coords=observations.coords)
+        ctx = AnalysisContext(seed=seed, cycle=k, obs_coords=observations.coords, periodic=ensemble.periodic)
         X, Y = (inflation.prior(Xf, rows), inflation.prior_obs(Y)) if inflation else (Xf, Y)
         Xa = scheme.prepare(Y, y, observations.R, ctx).apply(X, rows)
         if inflation:

@@ -114,9 +114,15 @@ class Ensemble:
         if arrays and self.comm.size > 1:
             raise ConfigError(f"field(s) {arrays} are arrays, which cannot be split over ranks: "
                               f"use ranks_per_member=1 (got {ranks_per_member})")
-        self.layout = Layout(analysed, self.template, self.comm, getattr(model, "coordinates", None))
+        self.geometry = getattr(model, "geometry", None)  # checked by check_model (read once the domain is made)
+        positions = None if self.geometry is None else self.geometry.positions
+        self.layout = Layout(analysed, self.template, self.comm, positions)
         #: where the carried fields sit in a member's carried vector (``None`` without any)
-        self.carried = Layout(carried, self.template, self.comm, getattr(model, "coordinates", None)) if carried else None
+        self.carried = Layout(carried, self.template, self.comm, positions) if carried else None
+        coords = self.layout.coords
+        if self.geometry is not None and coords is not None and coords.shape[1] != self.geometry.dim:
+            raise ConfigError(f"the model's geometry is {self.geometry.dim}-D (periodic={self.geometry.periodic}) "
+                              f"but its fields' positions are {coords.shape[1]}-D")
         # every group must split the mesh identically for the row transpose
         sizes = self.ens_comm.allgather(self.layout.n_local)
         if len(set(sizes)) != 1:
@@ -130,6 +136,11 @@ class Ensemble:
         self.rows = Rows(start=L.offset + lo, total=L.n_global,
                          coords=None if L.coords is None else L.coords[lo:hi],
                          is_param=L.is_param[lo:hi])
+
+    @property
+    def periodic(self) -> tuple | None:
+        """The periods of the model's domain (``None`` when the model states no geometry)."""
+        return None if self.geometry is None else self.geometry.periodic
 
     @property
     def states(self) -> list[State]:

@@ -30,7 +30,8 @@ def make_observations(settings: Settings, ensemble) -> Observations:
         raise ConfigError(f"observations.field: {o.field!r} is not a field of the model; choose one of {names}")
     template = ensemble.template
     value = template[o.field]
-    coords = (getattr(model, "coordinates", None) or {}).get(o.field)
+    geometry = getattr(model, "geometry", None)
+    coords = None if geometry is None else geometry.positions.get(o.field)
     if hasattr(value, "function_space"):
         if o.points is None:
             raise ConfigError(f"observations: field {o.field!r} is a Firedrake Function: give `points` to observe")

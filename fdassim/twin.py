@@ -184,7 +184,10 @@ def run_filter(model, scheme: Scheme, inflation: Inflation, X0: np.ndarray, obse
     burn_in
         Number of first cycles left out of the averages.
     coords, obs_coords
-        Coordinates of the state rows and of the observations, for localization.
+        Coordinates of the state rows and of the observations, for localization. The rows'
+        default to the positions of the model's :class:`~fdassim.geometry.Geometry` (when
+        it gives them for every field), and the periods of its domain always reach the
+        analysis (:attr:`AnalysisContext.periodic <fdassim.analysis.base.AnalysisContext.periodic>`).
     progress
         Show a tqdm progress bar.
 
@@ -210,6 +213,11 @@ def run_filter(model, scheme: Scheme, inflation: Inflation, X0: np.ndarray, obse
         raise ConfigError(f"burn_in must be in [0, {K}) (the number of cycles), got {burn_in!r}")
     H = _as_callable(H)
     R = R.expand(observations.shape[1])
+    geometry = getattr(model, "geometry", None)
+    periodic = None if geometry is None else geometry.periodic
+    names = [f.name for f in getattr(model, "fields", ())]
+    if coords is None and geometry is not None and names and all(k in geometry.positions for k in names):
+        coords = np.concatenate([geometry.positions[k] for k in names])
     rows = Rows.whole(X.shape[0], coords=coords)
     stats = np.empty((K, 4))
     cycles = range(K)
@@ -222,7 +230,7 @@ def run_filter(model, scheme: Scheme, inflation: Inflation, X0: np.ndarray, obse
             raise MemberFailure(int(np.flatnonzero(~np.isfinite(X).all(axis=0))[0]), k, "forecast has NaN or Inf")
         stats[k, :2] = _stats(X, truth[k + 1])
         Xf, Y = inflation.prior(X, rows), inflation.prior_obs(H(X))
-        context = AnalysisContext(seed, k, obs_coords)
+        context = AnalysisContext(seed, k, obs_coords, periodic)
         update = scheme.prepare(Y, observations[k], R, context)
         X = inflation.posterior(update.apply(Xf, rows), Xf, rows, context)
         stats[k, 2:] = _stats(X, truth[k + 1])

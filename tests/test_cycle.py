@@ -116,3 +116,39 @@ def test_cycle_lorenz96_equals_serial_reference_loop(tmp_path):
     np.testing.assert_array_equal(d["ensemble/analysis/x"][-1], ref.Xa)
     np.testing.assert_allclose(result.rmse_analysis, ref.rmse_a, rtol=1e-12)
     assert result.summary(burn_in=30)["rmse_analysis"] < 0.5  # tracking (obs error 1) after 30 cycles
+
+
+def test_cycle_passes_the_models_ring_to_localization(tmp_path):
+    """Lorenz-96 states a ring (its Geometry): Localization(4.0) without `periodic` through the
+    cycle gives bitwise the serial loop's analysis with the explicit ring, periodic=(40,)."""
+    from fdassim.analysis.base import ObsError, member_rng
+    from fdassim.analysis.lenkf import LocalizedEnKF
+    from fdassim.analysis.localization import Localization
+    from fdassim.ensemble import _INIT
+    from fdassim.inflation import Multiplicative
+    from fdassim.models.lorenz96 import Lorenz96
+    from fdassim.observations import Observations, Subset
+    from fdassim.twin import run_filter
+
+    model, N, K, seed = Lorenz96(), 10, 8, 5
+    idx = tuple(range(0, 40, 2))
+    obs = Observations(Subset(idx), ObsError.from_std(1.0), model.coords[list(idx), None])
+    path = str(tmp_path / "l96.h5")
+    run_twin(model, LocalizedEnKF(Localization(4.0)), path, comm=MPI.COMM_SELF, N=N, cycles=K, interval=0.05,
+             seed=seed, observations=obs, inflation=Multiplicative(1.05))
+    d = read_store(path)
+    X0 = np.empty((model.n, N))
+    for i in range(N):
+        s = model.new_state()
+        model.initial_state(s, member_rng(seed, 0, i, stream=_INIT))
+        X0[:, i] = s["x"]
+    truth = np.vstack([np.zeros(model.n), d["truth/x"]])
+
+    class Line(Lorenz96):  # the same model without its geometry: the ring must come from the option
+        geometry = None
+
+    ref = run_filter(Line(), LocalizedEnKF(Localization(4.0, periodic=(40,))), Multiplicative(1.05), X0,
+                     d["observations/y"], np.eye(model.n)[list(idx)], ObsError.from_std(np.ones(len(idx))), seed,
+                     times=0.05 * np.arange(K + 1), truth=truth, coords=model.coords,
+                     obs_coords=model.coords[list(idx)])
+    np.testing.assert_array_equal(d["ensemble/analysis/x"][-1], ref.Xa)

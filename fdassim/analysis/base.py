@@ -240,11 +240,16 @@ class AnalysisContext:
         Index of the assimilation cycle.
     obs_coords
         ``(m, d)`` physical coordinates of the observations, for localization; or ``None``.
+    periodic
+        The periods of the model's domain, one entry per coordinate axis (``None`` for a
+        non-periodic axis), from its :class:`~fdassim.geometry.Geometry`; ``None`` when the
+        model states no geometry. Localizations take them as their default.
     """
 
     seed: int = 1
     cycle: int = 0
     obs_coords: np.ndarray | None = None
+    periodic: tuple | None = None
 
     def standard_normal(self, m: int, N: int, stream: Stream = Stream.OBS_PERTURBATION) -> np.ndarray:
         """``(m, N)`` standard normal draws of the ``N`` members for this cycle.

@@ -56,12 +56,15 @@ def perturbations(R: ObsError, N: int, context: AnalysisContext) -> np.ndarray:
 def resolve_localization(localization, Y: np.ndarray, context: AnalysisContext) -> Localization | None:
     """The fixed localization to use with these predicted observations (``None``: none).
 
-    An :class:`AdaptiveLocalization` is fitted to ``Y`` at ``context.obs_coords``. Raises
-    :class:`ObservationError` if a finite localization needs observation coordinates that
-    ``context`` lacks or that do not match ``Y``.
+    The localization takes the periods of the model's domain from ``context.periodic``
+    (:func:`~fdassim.analysis.localization.on_domain`); an :class:`AdaptiveLocalization` is
+    then fitted to ``Y`` at ``context.obs_coords``. Raises :class:`ObservationError` if a
+    finite localization needs observation coordinates that ``context`` lacks or that do not
+    match ``Y``, and :class:`ConfigError` if its ``periodic`` contradicts the model's.
     """
     if localization is None:
         return None
+    localization = localization.on_domain(context.periodic)
     if isinstance(localization, Localization) and localization.is_infinite:
         return localization
     m = Y.shape[0]

@@ -36,14 +36,16 @@ https://doi.org/10.1175/MWR-D-14-00157.1
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import ConfigError, InputError
+from ..geometry import check_periods
 
-__all__ = ["gaspari_cohn", "distances", "Localization", "CorrelationLength",
+__all__ = ["gaspari_cohn", "distances", "on_domain", "Localization", "CorrelationLength",
            "estimate_length_scale", "AdaptiveLocalization", "default_decorrelation_length"]
 
 # Gaspari & Cohn (1999) eq. 4.10: coefficients of z^0..z^5 on 0 <= z <= 1 and on 1 < z < 2
@@ -96,21 +98,6 @@ def gaspari_cohn(z) -> np.ndarray:
     return np.clip(out, 0.0, 1.0)  # round-off near z = 2 can give -1e-16
 
 
-def _check_periodic(periodic):
-    if periodic is None:
-        return None
-    try:
-        periodic = tuple(periodic)
-    except TypeError:
-        raise ConfigError(f"periodic must be a sequence of domain lengths (None for a non-periodic "
-                          f"axis), or None; got {periodic!r}") from None
-    for j, p in enumerate(periodic):
-        if p is not None and (isinstance(p, bool) or not isinstance(p, (int, float))
-                              or not (math.isfinite(p) and p > 0)):
-            raise ConfigError(f"periodic[{j}] must be a positive finite length or None, got {p!r}")
-    return tuple(None if p is None else float(p) for p in periodic)
-
-
 def _coords(c, name: str) -> np.ndarray:
     c = np.asarray(c, dtype=float)
     c = c.reshape(-1, 1) if c.ndim == 1 else c
@@ -146,7 +133,7 @@ def distances(a, b, periodic=None) -> np.ndarray:
     a, b = _coords(a, "coordinates a"), _coords(b, "coordinates b")
     if a.shape[1] != b.shape[1]:
         raise InputError(f"coordinates have {a.shape[1]} and {b.shape[1]} dimensions")
-    periodic = _check_periodic(periodic)
+    periodic = check_periods(periodic)
     if periodic is not None and len(periodic) != a.shape[1]:
         raise ConfigError(f"periodic has {len(periodic)} lengths but coordinates have {a.shape[1]} dimensions")
     sq = np.zeros((a.shape[0], b.shape[0]))
@@ -170,7 +157,11 @@ class Localization:
         at ``2 * radius``. ``math.inf`` means no localization (the taper is 1 everywhere and no
         coordinates are needed).
     periodic
-        Domain length of each coordinate axis (``None`` for a non-periodic axis), or ``None``.
+        Domain length of each coordinate axis (``None`` for a non-periodic axis), or ``None``
+        (default): the periods of the model's geometry, which a scheme takes from
+        :attr:`AnalysisContext.periodic <fdassim.analysis.base.AnalysisContext.periodic>`
+        (:meth:`on_domain`); a model without a geometry is nowhere periodic. Given
+        explicitly, it must agree with the model's.
     obs_obs
         Whether to taper the observation-observation terms (``rho_oo``) too; if ``False``,
         ``rho_oo`` is all ones.
@@ -191,7 +182,7 @@ class Localization:
         if isinstance(r, bool) or not isinstance(r, (int, float, np.floating, np.integer)) or not r > 0:
             raise ConfigError(f"localization radius must be a positive number (math.inf for none), got {r!r}")
         object.__setattr__(self, "radius", float(r))
-        object.__setattr__(self, "periodic", _check_periodic(self.periodic))
+        object.__setattr__(self, "periodic", check_periods(self.periodic))
         if not isinstance(self.obs_obs, bool):
             raise ConfigError(f"obs_obs must be True or False, got {self.obs_obs!r}")
 
@@ -199,6 +190,10 @@ class Localization:
     def is_infinite(self) -> bool:
         """Whether this localization does nothing (infinite radius)."""
         return math.isinf(self.radius)
+
+    def on_domain(self, periodic) -> "Localization":
+        """This localization with the periods of the model's domain (see :func:`on_domain`)."""
+        return on_domain(self, periodic)
 
     def taper(self, a, b) -> np.ndarray:
         """``(n, m)`` taper :math:`GC(d(a_i, b_j) / c)` between two sets of coordinates."""
@@ -284,6 +279,37 @@ class CorrelationLength:
         x = math.log(1.0 / c_star)
         d_star = self.length * (math.sqrt(2.0 * x) if self.model == "gaussian" else x)
         return d_star / _gc_half_point()
+
+
+def on_domain(localization, periodic):
+    """``localization`` (a :class:`Localization` or :class:`AdaptiveLocalization`) on the model's domain.
+
+    Parameters
+    ----------
+    localization
+        The localization, whose ``periodic`` is ``None`` (take the model's) or explicit.
+    periodic
+        The periods of the model's geometry (:class:`~fdassim.geometry.Geometry`), one entry per
+        axis; ``None`` when the model states no geometry.
+
+    Returns
+    -------
+    The localization with ``periodic`` set to the model's periods (itself when the model
+    states none, or when they are already the same).
+
+    Raises
+    ------
+    ConfigError
+        If the localization's explicit ``periodic`` contradicts the model's: treating a ring as
+        a line (or the reverse) silently gives a worse filter.
+    """
+    model = check_periods(periodic)
+    if model is None or localization.periodic == model:
+        return localization
+    if localization.periodic is None:
+        return dataclasses.replace(localization, periodic=model)
+    raise ConfigError(f"localization periodic={localization.periodic} contradicts the model's geometry "
+                      f"(periodic={model}): leave periodic out to use the model's")
 
 
 def _gc_half_point() -> float:
@@ -426,7 +452,11 @@ class AdaptiveLocalization:
         if self.rule == "curvature" and self.model != "gaussian":
             raise ConfigError("rule='curvature' needs model='gaussian'")
         Localization(1.0, self.periodic, self.obs_obs)  # validates periodic and obs_obs
-        object.__setattr__(self, "periodic", _check_periodic(self.periodic))
+        object.__setattr__(self, "periodic", check_periods(self.periodic))
+
+    def on_domain(self, periodic) -> "AdaptiveLocalization":
+        """This localization with the periods of the model's domain (see :func:`on_domain`)."""
+        return on_domain(self, periodic)
 
     def resolve(self, Y, coords) -> Localization:
         """The fixed :class:`Localization` fitted to the ensemble ``Y`` at ``coords``."""

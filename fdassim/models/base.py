@@ -27,9 +27,10 @@ Optional attributes of the simple form:
     ``k`` members as columns; the ensemble then advances all its local members at once. If
     a batched forecast raises, the ensemble forecasts the members one at a time to name the
     one that fails.
-``coordinates``
-    ``{field: (n, d) array}`` positions of array fields, for localization (Function fields
-    take theirs from the mesh).
+``geometry``
+    A :class:`~fdassim.geometry.Geometry`: the periods of the domain (Lorenz-96 is a ring)
+    and the positions of the array fields' values (Function fields take theirs from the
+    mesh). Every localized analysis uses it by default.
 
 The ensemble wraps a simple model in :class:`SimpleMember` objects, so one mechanism runs both
 forms.
@@ -90,6 +91,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from ..errors import InputError
+from ..geometry import Geometry
 from ..layout import FieldSpec, State
 
 __all__ = ["Model", "Member", "SimpleMember", "check_model", "make_domain", "make_member", "call_hook", "whole_steps"]
@@ -202,3 +204,8 @@ def whole_steps(t0: float, t1: float, dt: float, model: str) -> int:
         raise InputError(f"{model}: t1 - t0 = {t1!r} - {t0!r} is not a non-negative whole number of time "
                          f"steps dt = {dt!r}; choose analysis times on the model's time grid")
     return n
+        raise TypeError(f"{type(model).__name__}.fields must be FieldSpec instances")
+    geometry = getattr(model, "geometry", None)
+    if geometry is not None and not isinstance(geometry, Geometry):
+        raise TypeError(f"{type(model).__name__}.geometry must be a fdassim.geometry.Geometry or None, "
+                        f"got {type(geometry).__name__}")

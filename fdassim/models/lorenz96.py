@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError, InputError
+from ..geometry import Geometry
 from ..layout import FieldSpec
 
 __all__ = ["tendency", "rk4_step", "Lorenz96"]
@@ -194,9 +195,9 @@ class Lorenz96:
     batched = True
 
     @property
-    def coordinates(self) -> dict[str, np.ndarray]:
-        """Position of each variable on the ring, for localization (period ``n``)."""
-        return {"x": self.coords}
+    def geometry(self) -> Geometry:
+        """A ring: variable ``j`` at position ``j``, period ``n`` (used by every localization)."""
+        return Geometry(periodic=(float(self.n),), positions={"x": self.coords})
 
     def new_state(self, comm=None) -> dict[str, np.ndarray]:
         """A zero state (Lorenz-96 is not split over ranks: ``comm`` is ignored)."""
