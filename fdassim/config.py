@@ -15,7 +15,7 @@ A complete example (Lorenz-96 twin experiment with the ETKF)::
       std: 1.0                  # observation-error standard deviation
       file: null                # observed values (.npz with y of shape (cycles, m)); null: twin
     filter:
-      scheme: etkf              # enkf | etkf | ensrf | denkf | enkf_n | lenkf | eakf
+      scheme: etkf              # enkf | etkf | ensrf | denkf | enkf_n | lenkf | letkf | eakf
       options: {}
     # or, instead of filter:, a fixed-lag smoother (fdassim.smoothers):
     # smoother:
@@ -61,6 +61,7 @@ SCHEMES = {
     "denkf": "fdassim.analysis.denkf:DEnKF",
     "enkf_n": "fdassim.analysis.enkf_n:EnKFN",
     "lenkf": "fdassim.analysis.lenkf:LocalizedEnKF",
+    "letkf": "fdassim.analysis.letkf:LETKF",
     "eakf": "fdassim.analysis.regression:RegressionFilter",
 }
 #: smoother method -> "module:Class"

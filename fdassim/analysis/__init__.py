@@ -12,10 +12,12 @@ from .ensrf import EnSRF
 from .etkf import ETKF
 from .kalman import kalman_analysis
 from .lenkf import LocalizedEnKF
+from .letkf import LETKF, FiniteSize
 from .localization import AdaptiveLocalization, Localization, gaspari_cohn
 from .regression import Increments, RegressionFilter
 
 __all__ = ["AnalysisContext", "ObsError", "Rows", "Scheme", "TransformUpdate", "Update",
            "combine", "row_mean", "kalman_analysis",
            "EnKF", "Innovations", "InnovationCovariance", "ETKF", "EnSRF", "DEnKF", "EnKFN", "LocalizedEnKF",
+           "LETKF", "FiniteSize",
            "Localization", "AdaptiveLocalization", "gaspari_cohn", "RegressionFilter", "Increments"]

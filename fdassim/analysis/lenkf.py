@@ -45,7 +45,8 @@ from .base import (AnalysisContext, ObsError, Rows, Scheme, Update, check_ensemb
                    row_mean)
 from .localization import AdaptiveLocalization, Localization
 
-__all__ = ["LocalizedEnKF", "LocalizedEnKFUpdate", "resolve_localization", "localized_rows", "perturbations"]
+__all__ = ["LocalizedEnKF", "LocalizedEnKFUpdate", "resolve_localization", "localized_rows", "row_coordinates",
+           "perturbations"]
 
 
 def perturbations(R: ObsError, N: int, context: AnalysisContext) -> np.ndarray:
@@ -80,13 +81,12 @@ def resolve_localization(localization, Y: np.ndarray, context: AnalysisContext) 
     return localization
 
 
-def localized_rows(localization: Localization | None, rows: Rows, nb: int, obs_coords) -> np.ndarray | None:
-    """``(nb, m)`` taper of the rows, or ``None`` without (or with infinite) localization.
+def row_coordinates(rows: Rows, nb: int, d: int) -> np.ndarray:
+    """The ``(nb, d)`` coordinates of a block's rows, checked against the observations' ``d``.
 
-    Raises :class:`InputError` naming the fix when the rows have no coordinates.
+    Raises :class:`InputError` naming the fix when the rows have no coordinates or their
+    shape does not fit.
     """
-    if localization is None or localization.is_infinite:
-        return None
     if rows.coords is None:
         raise InputError("localization needs the coordinates of the state rows but rows.coords is "
                          "None: pass Rows.whole(n, coords=...) (or Rows(..., coords=...))")
@@ -94,11 +94,21 @@ def localized_rows(localization: Localization | None, rows: Rows, nb: int, obs_c
     coords = coords.reshape(-1, 1) if coords.ndim == 1 else coords
     if coords.shape[0] != nb:
         raise InputError(f"rows.coords has {coords.shape[0]} points but the block has {nb} rows")
+    if coords.shape[1] != d:
+        raise InputError(f"rows.coords has {coords.shape[1]} dimensions but obs_coords has {d}")
+    return coords
+
+
+def localized_rows(localization: Localization | None, rows: Rows, nb: int, obs_coords) -> np.ndarray | None:
+    """``(nb, m)`` taper of the rows, or ``None`` without (or with infinite) localization.
+
+    Raises :class:`InputError` naming the fix when the rows have no coordinates.
+    """
+    if localization is None or localization.is_infinite:
+        return None
     oc = np.asarray(obs_coords, dtype=float)
     oc = oc.reshape(-1, 1) if oc.ndim == 1 else oc
-    if coords.shape[1] != oc.shape[1]:
-        raise InputError(f"rows.coords has {coords.shape[1]} dimensions but obs_coords has {oc.shape[1]}")
-    return localization.rho_xo(coords, oc)
+    return localization.rho_xo(row_coordinates(rows, nb, oc.shape[1]), oc)
 
 
 def check_localization_option(localization):

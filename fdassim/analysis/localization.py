@@ -45,7 +45,7 @@ import numpy as np
 from ..errors import ConfigError, InputError
 from ..geometry import check_periods
 
-__all__ = ["gaspari_cohn", "distances", "on_domain", "Localization", "CorrelationLength",
+__all__ = ["gaspari_cohn", "distances", "paired_distances", "on_domain", "Localization", "CorrelationLength",
            "estimate_length_scale", "AdaptiveLocalization", "default_decorrelation_length"]
 
 # Gaspari & Cohn (1999) eq. 4.10: coefficients of z^0..z^5 on 0 <= z <= 1 and on 1 < z < 2
@@ -130,15 +130,37 @@ def distances(a, b, periodic=None) -> np.ndarray:
     numpy.ndarray
         ``(n, m)`` distances.
     """
+    a, b, periodic = _check_pair(a, b, periodic)
+    return _separation(a[:, None, :], b[None, :, :], periodic)
+
+
+def paired_distances(a, b, periodic=None) -> np.ndarray:
+    """``(n,)`` distances between ``a[i]`` and ``b[i]``: the entries ``distances(a, b)[i, i]``, bitwise.
+
+    Both functions evaluate the same elementwise formula, so a distance (hence a taper) is
+    the same whichever of them computed it.
+    """
+    a, b, periodic = _check_pair(a, b, periodic)
+    if a.shape[0] != b.shape[0]:
+        raise InputError(f"paired coordinates need as many points in a ({a.shape[0]}) as in b ({b.shape[0]})")
+    return _separation(a, b, periodic)
+
+
+def _check_pair(a, b, periodic):
     a, b = _coords(a, "coordinates a"), _coords(b, "coordinates b")
     if a.shape[1] != b.shape[1]:
         raise InputError(f"coordinates have {a.shape[1]} and {b.shape[1]} dimensions")
     periodic = check_periods(periodic)
     if periodic is not None and len(periodic) != a.shape[1]:
         raise ConfigError(f"periodic has {len(periodic)} lengths but coordinates have {a.shape[1]} dimensions")
-    sq = np.zeros((a.shape[0], b.shape[0]))
-    for j in range(a.shape[1]):  # fixed order over the axes
-        delta = np.abs(a[:, j, None] - b[None, :, j])
+    return a, b, periodic
+
+
+def _separation(a: np.ndarray, b: np.ndarray, periodic) -> np.ndarray:
+    """Distances between broadcast points ``a[..., j]`` and ``b[..., j]``, axis by axis in a fixed order."""
+    sq = np.zeros(np.broadcast_shapes(a.shape[:-1], b.shape[:-1]))
+    for j in range(a.shape[-1]):
+        delta = np.abs(a[..., j] - b[..., j])
         if periodic is not None and periodic[j] is not None:
             delta = np.mod(delta, periodic[j])
             delta = np.minimum(delta, periodic[j] - delta)
