@@ -11,10 +11,21 @@ the sample covariances cancel.) Column :math:`i` of :math:`E` is :math:`R^{1/2} 
 :meth:`AnalysisContext.standard_normal <fdassim.analysis.base.AnalysisContext.standard_normal>`
 (the draws of the stochastic EnKF, so the two can be compared member by member).
 
-``prepare`` does the observation-space work once: :math:`S`, :math:`\rho_{oo}` and
-:math:`Z = [\rho_{oo} \circ S S^T + (N-1) R]^{-1} (D - Y)`. ``apply`` needs only the rows,
-their coordinates and these: :math:`X^a_{rows} = X_{rows} + (\rho_{xo} \circ A_{rows} S^T) Z`,
-formed with :func:`~fdassim.analysis.base.combine` so that each row is independent of its block.
+``prepare`` does the observation-space work once: :math:`S` and
+:math:`Z = [\rho_{oo} \circ S S^T + (N-1) R]^{-1} (D - Y)`. With a finite radius the
+matrix is sparse (only pairs of observations closer than ``2 c`` are nonzero), is assembled
+through a KD-tree on the observation coordinates
+(:class:`~fdassim.analysis.neighbours.ObsIndex`) and factorised by SuperLU, so no
+``(m, m)`` array is formed (unless ``obs_obs`` is off or ``R`` is full). ``apply`` needs only
+the rows, their coordinates and these:
+:math:`X^a_{rows} = X_{rows} + (\rho_{xo} \circ A_{rows} S^T) Z`, in tiles of rows
+(:func:`~fdassim.analysis.neighbours.row_tiles`) each with only the observations whose taper
+reaches it; the sums run over members and over those observations in index order
+(:func:`~fdassim.analysis.base.combine`). The observations skipped contribute exact zeros to
+the dense formula, so each row's result is bitwise that of the dense formula, independent of
+its block, and the memory beyond the ensemble's rows is bounded by the tile. Without
+localization the gain is applied as one ``N x N`` combination,
+:math:`X^a = X + A (S^T Z)`.
 
 Glossary: as in :mod:`fdassim.analysis.base`; ``rho_xo``, ``rho_oo`` as in
 :mod:`fdassim.analysis.localization`; ``Z`` the ``(m, N)`` weighted innovations above.
@@ -39,11 +50,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse
+import scipy.sparse.linalg
 
 from ..errors import ConfigError, InputError, ObservationError
 from .base import (AnalysisContext, ObsError, Rows, Scheme, Update, check_ensemble, check_observations, combine,
                    row_mean)
 from .localization import AdaptiveLocalization, Localization
+from .neighbours import ObsIndex, row_tiles
+
+#: default number of rows handled at once by the row-tiled schemes
+TILE = 4096
 
 __all__ = ["LocalizedEnKF", "LocalizedEnKFUpdate", "resolve_localization", "localized_rows", "row_coordinates",
            "perturbations"]
@@ -111,6 +128,38 @@ def localized_rows(localization: Localization | None, rows: Rows, nb: int, obs_c
     return localization.rho_xo(row_coordinates(rows, nb, oc.shape[1]), oc)
 
 
+def check_tile(tile) -> None:
+    """Raise :class:`ConfigError` unless ``tile`` is a positive integer."""
+    if isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < 1:
+        raise ConfigError(f"tile must be a positive integer (rows handled at once), got {tile!r}")
+
+
+def localized_solve(S: np.ndarray, R: ObsError, rhs: np.ndarray, loc: Localization, index: ObsIndex) -> np.ndarray:
+    r"""Solve :math:`[\rho_{oo} \circ S S^T + (N-1) R] Z = \mathrm{rhs}` for a finite radius.
+
+    With ``obs_obs`` and a diagonal :math:`R` the matrix is sparse: its entries are the pairs
+    of observations closer than ``2 c`` (found through ``index``), each
+    :math:`\rho_{ij} \sum_l S_{il} S_{jl}` summed over members in order (so the matrix is
+    exactly symmetric), and it is factorised by SuperLU. Otherwise (no taper between
+    observations, or a full :math:`R`) the dense ``(m, m)`` matrix is solved.
+    """
+    m, N = S.shape
+    if not (loc.obs_obs and R.is_diagonal):
+        SS = S @ S.T
+        if loc.obs_obs:
+            SS *= loc.rho_oo(index.coords)
+        return scipy.linalg.solve(SS + (N - 1) * R.matrix(), rhs, assume_a="sym")
+    ptr, idx, rho = index.local(index.coords, loc.radius)
+    owner = np.repeat(np.arange(m), np.diff(ptr))
+    vals = np.empty(idx.size)
+    for lo in range(0, idx.size, TILE):  # pairs in chunks: (TILE, N) products at a time
+        sl = slice(lo, lo + TILE)
+        vals[sl] = rho[sl] * np.einsum("ij,ij->i", S[owner[sl]], S[idx[sl]])
+    C = scipy.sparse.csc_matrix((vals, (owner, idx)), shape=(m, m))
+    C = C + scipy.sparse.diags((N - 1) * R.variances(), format="csc")
+    return scipy.sparse.linalg.splu(C.tocsc()).solve(np.ascontiguousarray(rhs))
+
+
 def check_localization_option(localization):
     """Raise :class:`ConfigError` unless ``localization`` is a localization object or ``None``."""
     if localization is not None and not isinstance(localization, (Localization, AdaptiveLocalization)):
@@ -127,29 +176,41 @@ class LocalizedEnKFUpdate(Update):
     S
         ``(m, N)`` observation-space anomalies.
     Z
-        ``(m, N)`` weighted innovations :math:`[\\rho_{oo} \\circ S S^T + (N-1) R]^{-1}(D - Y)`.
+        ``(m, N)`` weighted innovations :math:`[\rho_{oo} \circ S S^T + (N-1) R]^{-1}(D - Y)`.
     localization
         The resolved localization, or ``None``.
-    obs_coords
-        ``(m, d)`` observation coordinates, or ``None`` without localization.
+    index
+        KD-tree of the observation coordinates, or ``None`` without (or with infinite)
+        localization.
+    tile
+        Rows handled at once (see :class:`LocalizedEnKF`).
     """
 
     S: np.ndarray
     Z: np.ndarray
     localization: Localization | None
-    obs_coords: np.ndarray | None
+    index: ObsIndex | None
+    tile: int = TILE
 
     def apply(self, X: np.ndarray, rows: Rows) -> np.ndarray:
         X = check_ensemble(X)
         N = self.S.shape[1]
         if X.shape[1] != N:
             raise InputError(f"X has {X.shape[1]} members but the update was prepared for {N}")
-        rho = localized_rows(self.localization, rows, X.shape[0], self.obs_coords)
-        A = X - row_mean(X)[:, None]
-        AS = combine(A, self.S.T)  # (nb, m): A_rows S^T, summed over members in order
-        if rho is not None:
+        Xa = X.copy()  # rows no observation reaches keep their values
+        if self.index is None:  # no localization: X + A (S^T Z), one N x N combination
+            W = self.S.T @ self.Z
+            for lo in range(0, X.shape[0], self.tile):
+                Xt = X[lo:lo + self.tile]
+                Xa[lo:lo + self.tile] += combine(Xt - row_mean(Xt)[:, None], W)
+            return Xa
+        coords = row_coordinates(rows, X.shape[0], self.index.coords.shape[1])
+        for part, obs, rho in row_tiles(coords, self.index, self.localization.radius, self.tile * N):
+            Xt = X[part]
+            AS = combine(Xt - row_mean(Xt)[:, None], self.S[obs].T)  # A_rows S^T, summed over members in order
             AS *= rho
-        return X + combine(AS, self.Z)  # summed over observations in order
+            Xa[part] = Xt + combine(AS, self.Z[obs])  # summed over the observations that reach, in order
+        return Xa
 
 
 @dataclass(frozen=True)
@@ -164,31 +225,36 @@ class LocalizedEnKF(Scheme):
         :class:`~fdassim.analysis.localization.AdaptiveLocalization` fitted to ``Y`` in
         :meth:`prepare`.
 
+    tile
+        Rows handled at once: the memory beyond the ensemble's rows is that of ``tile`` rows
+        of ``N`` values.
+
     Raises
     ------
     ConfigError
-        If ``localization`` is of another type.
+        If ``localization`` is of another type or ``tile`` is not a positive integer.
     """
 
     localization: Localization | AdaptiveLocalization
+    tile: int = TILE
 
     def __post_init__(self):
         if self.localization is None:
             raise ConfigError("LocalizedEnKF needs a localization: Localization(radius) or "
                               "AdaptiveLocalization(); Localization(math.inf) means none")
         check_localization_option(self.localization)
+        check_tile(self.tile)
 
     def prepare(self, Y, y, R: ObsError, context: AnalysisContext) -> LocalizedEnKFUpdate:
         Y, y, R = check_observations(Y, y, R)
         m, N = Y.shape
         loc = resolve_localization(self.localization, Y, context)
         S = Y - Y.mean(axis=1, keepdims=True)
-        SS = S @ S.T
-        obs_coords = None
-        if loc is not None and not loc.is_infinite:
-            obs_coords = np.asarray(context.obs_coords, dtype=float).reshape(m, -1)
-            SS = loc.rho_oo(obs_coords) * SS
-        C = SS + (N - 1) * R.matrix()
         D = y[:, None] + perturbations(R, N, context)
-        Z = scipy.linalg.solve(C, D - Y, assume_a="sym")
-        return LocalizedEnKFUpdate(S, Z, loc, obs_coords)
+        index = None
+        if loc is None or loc.is_infinite:
+            Z = scipy.linalg.solve(S @ S.T + (N - 1) * R.matrix(), D - Y, assume_a="sym")
+        else:
+            index = ObsIndex(np.asarray(context.obs_coords, dtype=float).reshape(m, -1), loc.periodic)
+            Z = localized_solve(S, R, D - Y, loc, index)
+        return LocalizedEnKFUpdate(S, Z, loc, index, int(self.tile))

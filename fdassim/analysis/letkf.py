@@ -48,7 +48,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputError, ObservationError
 from .base import AnalysisContext, ObsError, Rows, Scheme, Update, check_ensemble, check_observations, combine
-from .lenkf import check_localization_option, resolve_localization, row_coordinates
+from .lenkf import TILE, check_localization_option, check_tile, resolve_localization, row_coordinates
 from .local_transforms import local_enkf_n, local_etkf
 from .localization import AdaptiveLocalization, Localization
 from .neighbours import ObsIndex, cells
@@ -206,7 +206,7 @@ class LETKF(Scheme):
 
     localization: Localization | AdaptiveLocalization
     cell: float | None = None
-    tile: int = 4096
+    tile: int = TILE
     finite_size: FiniteSize | None = None
 
     def __post_init__(self):
@@ -218,8 +218,7 @@ class LETKF(Scheme):
         if h is not None and (isinstance(h, bool) or not isinstance(h, (int, float, np.integer, np.floating))
                               or not (math.isfinite(h) and h > 0)):
             raise ConfigError(f"cell must be None (one analysis per row position) or a positive width, got {h!r}")
-        if isinstance(self.tile, bool) or not isinstance(self.tile, (int, np.integer)) or self.tile < 1:
-            raise ConfigError(f"tile must be a positive integer (rows handled at once), got {self.tile!r}")
+        check_tile(self.tile)
         if self.finite_size is not None and not isinstance(self.finite_size, FiniteSize):
             raise ConfigError(f"finite_size must be None or a FiniteSize, got {type(self.finite_size).__name__}")
 

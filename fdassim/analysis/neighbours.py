@@ -22,6 +22,7 @@ Glossary: ``c`` the taper's half-width, ``h`` the cell width, ``d`` the number o
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +31,7 @@ from scipy.spatial import cKDTree
 from ..errors import InputError
 from .localization import distances, gaspari_cohn, paired_distances
 
-__all__ = ["ObsIndex", "Cells", "cells", "wrap"]
+__all__ = ["ObsIndex", "Cells", "cells", "wrap", "row_tiles"]
 
 #: relative margin on the search radius of the tree: candidates only, distances decide
 _MARGIN = 1e-9
@@ -184,3 +185,47 @@ def cells(coords: np.ndarray, h: float | None, periodic=None) -> Cells:
     if h is None:
         return Cells(uniq, order, bounds, 0.0)
     return Cells(wrap((uniq + 0.5) * h, periodic), order, bounds, h * math.sqrt(d) / 2)
+
+
+def row_tiles(coords: np.ndarray, index: ObsIndex, c: float, budget: int
+              ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    r"""Tiles of rows, each with the observations that reach it and their tapers.
+
+    Rows are grouped in cells of width ``c`` (:func:`cells`); the candidates of a cell are the
+    observations within :math:`2c + c\sqrt{d}/2` of its centre, and each tile of at most
+    ``budget / K`` of its rows (``K`` candidates) gets its ``(rows, K)`` taper computed
+    exactly (:meth:`ObsIndex.taper`). The observations whose taper is zero on every row of
+    the tile are dropped, so every observation kept reaches at least one row.
+
+    Parameters
+    ----------
+    coords
+        ``(nb, d)`` row coordinates.
+    index
+        The observations.
+    c
+        Half-width of the taper (finite).
+    budget
+        Largest number of entries of a tile's ``(rows, K)`` taper.
+
+    Yields
+    ------
+    rows, obs, rho
+        Row indices (into ``coords``), the observations' indices (increasing) and the
+        ``(len(rows), len(obs))`` taper. Rows out of every observation's reach are in no tile.
+    """
+    groups = cells(coords, c, index.periodic)
+    step = max(1, budget // max(1, index.m))  # cells whose candidate lists are held at once
+    for lo in range(0, len(groups), step):
+        near = index.near(groups.centres[lo:lo + step], 2.0 * c + groups.half_diagonal)
+        for j, cand in enumerate(near, start=lo):
+            if cand.size == 0:
+                continue
+            r = groups.rows(j)
+            per = max(1, budget // cand.size)
+            for a in range(0, r.size, per):
+                part = r[a:a + per]
+                rho = index.taper(coords[part], cand, c)
+                reach = rho.any(axis=0)
+                if reach.any():
+                    yield part, cand[reach], rho[:, reach]

@@ -24,7 +24,15 @@ before it), variance :math:`\sigma_p^2` and error variance :math:`r_k`:
 
 ``prepare`` runs the whole observation-space sequence and stores, for each :math:`k`, the
 prior :math:`y^k` at the time it is processed and :math:`\Delta y`; ``apply`` replays the
-regressions onto a block of rows, which makes each row independent of its block.
+regressions onto a block of rows, which makes each row independent of its block. With
+localization both run over neighbours found through a KD-tree on the observation
+coordinates (:class:`~fdassim.analysis.neighbours.ObsIndex`): ``prepare`` regresses
+observation :math:`k` onto the later observations its taper reaches, and ``apply`` works in
+tiles of rows (:func:`~fdassim.analysis.neighbours.row_tiles`), each replaying in index
+order the observations that reach it. What is skipped would add exact zeros, so the result
+is bitwise that of the sequence over every observation and every row, the serial
+dependence over observations (Anderson & Collins 2007) is kept, and memory beyond the
+ensemble's rows is bounded by a tile.
 :func:`regression_parallel` simulates the layout of Anderson & Collins (2007, their
 "parallel algorithm"): state rows and observation priors are dealt to processes; the owner
 of observation :math:`k` computes its increments and broadcasts :math:`(y^k, \Delta y)`;
@@ -65,8 +73,9 @@ import numpy as np
 from ..errors import ConfigError, InputError, ObservationError
 from .base import (AnalysisContext, ObsError, Rows, Scheme, Update, check_ensemble,
                    check_observations, combine, row_mean)
-from .lenkf import check_localization_option, localized_rows, resolve_localization
+from .lenkf import TILE, check_localization_option, check_tile, localized_rows, resolve_localization, row_coordinates
 from .localization import AdaptiveLocalization, Localization
+from .neighbours import ObsIndex, row_tiles
 
 __all__ = ["Increments", "RegressionFilter", "RegressionUpdate", "obs_increments", "regress",
            "regression_parallel"]
@@ -131,6 +140,7 @@ class _ObsSpace:
     eps: np.ndarray | None
     loc: Localization | None
     obs_coords: np.ndarray | None
+    index: ObsIndex | None
 
     def rho_obs(self, idx: np.ndarray, k: int) -> np.ndarray | None:
         """Taper between the observations ``idx`` and observation ``k`` (``None``: none)."""
@@ -138,10 +148,22 @@ class _ObsSpace:
             return None
         return self.loc.taper(self.obs_coords[idx], self.obs_coords[k:k + 1])[:, 0]
 
+    def later_neighbours(self) -> list[np.ndarray] | None:
+        """For each observation ``k``, the observations ``j > k`` its taper reaches (``None``: all)."""
+        if self.loc is None or not self.loc.obs_obs:
+            return None
+        ptr, idx, _ = self.index.local(self.obs_coords, self.loc.radius)
+        return [idx[ptr[k]:ptr[k + 1]][idx[ptr[k]:ptr[k + 1]] > k] for k in range(self.Y.shape[0])]
+
 
 @dataclass(frozen=True, eq=False)
 class RegressionUpdate(Update):
     """The row-wise half of :class:`RegressionFilter`: replays the regressions onto rows.
+
+    Rows are handled in tiles (:func:`~fdassim.analysis.neighbours.row_tiles`), each replaying
+    in index order only the observations whose taper reaches it: the others would add exact
+    zeros, so each row's result is bitwise that of replaying every observation, and does not
+    depend on its block.
 
     Parameters
     ----------
@@ -151,23 +173,36 @@ class RegressionUpdate(Update):
         ``(m, N)``: row ``k`` is its increments.
     localization
         The resolved localization, or ``None``.
-    obs_coords
-        ``(m, d)`` observation coordinates, or ``None`` without localization.
+    index
+        KD-tree of the observation coordinates, or ``None`` without localization.
+    tile
+        Rows handled at once (see :class:`RegressionFilter`).
     """
 
     Yp: np.ndarray
     dY: np.ndarray
     localization: Localization | None
-    obs_coords: np.ndarray | None
+    index: ObsIndex | None
+    tile: int = TILE
 
     def apply(self, X: np.ndarray, rows: Rows) -> np.ndarray:
         X = check_ensemble(X)
-        if X.shape[1] != self.Yp.shape[1]:
-            raise InputError(f"X has {X.shape[1]} members but the update was prepared for {self.Yp.shape[1]}")
-        rho = localized_rows(self.localization, rows, X.shape[0], self.obs_coords)
-        Xa = X.copy()
-        for k in range(self.Yp.shape[0]):
-            regress(Xa, self.Yp[k], self.dY[k], None if rho is None else rho[:, k])
+        N = self.Yp.shape[1]
+        if X.shape[1] != N:
+            raise InputError(f"X has {X.shape[1]} members but the update was prepared for {N}")
+        Xa = X.copy()  # rows no observation reaches keep their values
+        if self.localization is None:
+            for lo in range(0, X.shape[0], self.tile):
+                Xt = Xa[lo:lo + self.tile]  # a view: regressed in place
+                for k in range(self.Yp.shape[0]):
+                    regress(Xt, self.Yp[k], self.dY[k], None)
+            return Xa
+        coords = row_coordinates(rows, X.shape[0], self.index.coords.shape[1])
+        for part, obs, rho in row_tiles(coords, self.index, self.localization.radius, self.tile * N):
+            Xt = Xa[part]
+            for j, k in enumerate(obs):  # the sequence of observations, in index order
+                regress(Xt, self.Yp[k], self.dY[k], rho[:, j])
+            Xa[part] = Xt
         return Xa
 
 
@@ -182,6 +217,9 @@ class RegressionFilter(Scheme):
     localization
         ``None`` (default), a :class:`~fdassim.analysis.localization.Localization` or an
         :class:`~fdassim.analysis.localization.AdaptiveLocalization`; needs a diagonal R.
+    tile
+        Rows handled at once: the memory beyond the ensemble's rows is that of ``tile`` rows
+        of ``N`` values.
 
     Raises
     ------
@@ -191,6 +229,7 @@ class RegressionFilter(Scheme):
 
     increments: Increments | str = Increments.EAKF
     localization: Localization | AdaptiveLocalization | None = None
+    tile: int = TILE
 
     def __post_init__(self):
         try:
@@ -199,6 +238,7 @@ class RegressionFilter(Scheme):
             raise ConfigError(f"increments must be one of {[e.value for e in Increments]}, "
                               f"got {self.increments!r}") from None
         check_localization_option(self.localization)
+        check_tile(self.tile)
 
     def observation_space(self, Y, y, R: ObsError, context: AnalysisContext) -> _ObsSpace:
         """Check the inputs, whiten a full R, resolve the localization and draw perturbations."""
@@ -218,20 +258,26 @@ class RegressionFilter(Scheme):
             loc = None
         oc = None if loc is None else np.asarray(context.obs_coords, dtype=float).reshape(m, -1)
         eps = context.standard_normal(m, N) if self.increments is Increments.PERTURBED else None
-        return _ObsSpace(Y, y, r, eps, loc, oc)
+        return _ObsSpace(Y, y, r, eps, loc, oc, None if loc is None else ObsIndex(oc, loc.periodic))
 
     def prepare(self, Y, y, R: ObsError, context: AnalysisContext) -> RegressionUpdate:
         obs = self.observation_space(Y, y, R, context)
         m = obs.Y.shape[0]
         Yc = obs.Y.copy()
         Yp, dY = np.empty_like(Yc), np.empty_like(Yc)
+        near = obs.later_neighbours()
         for k in range(m):
             Yp[k] = Yc[k]
             dY[k] = obs_increments(Yp[k], obs.y[k], obs.r[k], self.increments,
                                    None if obs.eps is None else obs.eps[k], k)
-            later = Yc[k + 1:]  # a view: updated in place
-            regress(later, Yp[k], dY[k], obs.rho_obs(np.arange(k + 1, m), k))
-        return RegressionUpdate(Yp, dY, obs.loc, obs.obs_coords)
+            if near is None:
+                later = Yc[k + 1:]  # a view: updated in place
+                regress(later, Yp[k], dY[k], None)
+            elif near[k].size:  # only the later observations the taper reaches change
+                later = Yc[near[k]]
+                regress(later, Yp[k], dY[k], obs.rho_obs(near[k], k))
+                Yc[near[k]] = later
+        return RegressionUpdate(Yp, dY, obs.loc, obs.index, int(self.tile))
 
 
 def _check_partition(blocks, size: int, name: str) -> list[np.ndarray]:

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from fdassim.analysis import AnalysisContext, ObsError, Rows
-from fdassim.analysis.localization import AdaptiveLocalization, Localization, gaspari_cohn
-from fdassim.analysis.regression import Increments, RegressionFilter, regression_parallel
+from fdassim.analysis.localization import AdaptiveLocalization, Localization, distances, gaspari_cohn
+from fdassim.analysis.regression import (Increments, RegressionFilter, obs_increments, regress,
+                                         regression_parallel)
 from fdassim.errors import ConfigError, InputError, ObservationError
 
 N_STATE, N_OBS, N_MEM = 12, 8, 10
@@ -222,3 +223,65 @@ def test_regression_parallel_bad_blocks_raise():
 def test_regression_bad_options_raise(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         RegressionFilter(**kwargs)
+
+
+# ---------------------------------------------------------------- tiles and neighbours against the dense form
+def plane_setup(seed=0, n=400, m=120, N=8):
+    """Rows and observations scattered on a 12 x 8 plane, periodic in x only; H picks the nearest row."""
+    rng = np.random.default_rng(seed)
+    coords = rng.uniform(0, 1, (n, 2)) * [12.0, 8.0]
+    oc = rng.uniform(0, 1, (m, 2)) * [12.0, 8.0]
+    X = rng.standard_normal(n)[:, None] + rng.standard_normal((n, N))
+    near = np.argmin(distances(oc, coords, (12.0, None)), axis=1)
+    Y = X[near] + 0.1 * rng.standard_normal((m, N))
+    y = rng.standard_normal(m)
+    return X, Y, y, ObsError.diagonal(rng.uniform(0.5, 1.0, m)), coords, AnalysisContext(
+        seed=3, obs_coords=oc, periodic=(12.0, None))
+
+
+def dense_prepare_and_apply(scheme, X, Y, y, R, coords, ctx):
+    """The implementation the tiles replaced: every later observation and every row, dense tapers."""
+    obs = scheme.observation_space(Y, y, R, ctx)
+    Yc = obs.Y.copy()
+    m = Yc.shape[0]
+    Yp, dY = np.empty_like(Yc), np.empty_like(Yc)
+    for k in range(m):
+        Yp[k] = Yc[k]
+        dY[k] = obs_increments(Yp[k], obs.y[k], obs.r[k], scheme.increments,
+                               None if obs.eps is None else obs.eps[k], k)
+        regress(Yc[k + 1:], Yp[k], dY[k], obs.rho_obs(np.arange(k + 1, m), k))
+    rho = obs.loc.rho_xo(coords, obs.obs_coords)
+    Xa = X.copy()
+    for k in range(m):
+        regress(Xa, Yp[k], dY[k], rho[:, k])
+    return Yp, dY, Xa
+
+
+@pytest.mark.parametrize("scheme", [RegressionFilter(localization=Localization(1.2)),
+                                    RegressionFilter("perturbed", Localization(0.7, obs_obs=False), tile=5),
+                                    RegressionFilter(localization=Localization(2.5), tile=150)],
+                         ids=["eakf", "perturbed-no-obs-obs", "eakf-small-tiles"])
+def test_regression_tiles_equal_the_dense_sequence_bitwise(scheme):
+    X, Y, y, R, coords, ctx = plane_setup()
+    Yp, dY, Xa = dense_prepare_and_apply(scheme, X, Y, y, R, coords, ctx)
+    up = scheme.prepare(Y, y, R, ctx)
+    np.testing.assert_array_equal(up.Yp, Yp)
+    np.testing.assert_array_equal(up.dY, dY)
+    got = up.apply(X, Rows.whole(X.shape[0], coords=coords))
+    np.testing.assert_array_equal(got, Xa)
+    assert np.abs(got - X).max() > 0.1
+
+
+def test_regression_memory_is_bounded_by_the_tile():
+    # n = 3000 rows, m = 150 observations: the dense taper alone was (n, m) (3.6 MB); the tiles
+    # need the output rows (0.19 MB) and a tile. Peak allocation below 3 times the rows.
+    import tracemalloc
+
+    X, Y, y, R, coords, ctx = plane_setup(1, n=3000, m=150)
+    up = RegressionFilter(localization=Localization(0.8), tile=128).prepare(Y, y, R, ctx)
+    tracemalloc.start()
+    Xa = up.apply(X, Rows.whole(X.shape[0], coords=coords))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 3 * X.nbytes, f"peak {peak / 1e6:.1f} MB for rows of {X.nbytes / 1e6:.1f} MB"
+    assert np.abs(Xa - X).max() > 0.1
