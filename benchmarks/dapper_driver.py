@@ -8,7 +8,8 @@ DATA.npz holds ``xx`` ((K+1, 40) truth, row 0 at t = 0), ``yy`` ((K, 40) observa
 xx[1:]), ``dt``, ``seed`` and one initial ensemble ``E0_<N>`` ((N, 40), DAPPER's layout) per
 ensemble size. RUNS.json lists the runs, e.g. ``{"label": "Sqrt N=20", "method": "EnKF",
 "upd_a": "Sqrt", "N": 20, "infl": 1.04}``, ``{"method": "EnKF_N", "N": 20, "Hess": true}`` or
-``{"method": "iEnKS", "upd_a": "Sqrt", "N": 20, "Lag": 4, "nIter": 10, "wtol": 1e-5, "infl": 1.02}``.
+``{"method": "iEnKS", "upd_a": "Sqrt", "N": 20, "Lag": 4, "nIter": 10, "wtol": 1e-5, "infl": 1.02}``
+or ``{"method": "LETKF", "N": 20, "infl": 1.04, "loc_rad": 4}``.
 OUT.json gets, per label, the per-cycle analysis RMSE and spread (and, for the iEnKS, the
 forecast and smoother RMSE and spread) and the wall time of ``xp.assimilate`` with DAPPER's
 default statistics and with ``rc.comps.error_only``.
@@ -31,6 +32,7 @@ import dapper.da_methods as da  # noqa: E402
 import dapper.mods as modelling  # noqa: E402
 import dapper.tools.progressbar as progressbar  # noqa: E402
 from dapper.mods.Lorenz96 import step  # noqa: E402
+from dapper.tools.localization import nd_Id_localization  # noqa: E402
 from dapper.tools.seeding import set_seed  # noqa: E402
 
 
@@ -40,7 +42,9 @@ def build_hmm(xx, dt, E0):
     K = xx.shape[0] - 1
     tseq = modelling.Chronology(dt=dt, dko=1, K=K, BurnIn=0)  # burn-in handled by the caller
     Dyn = modelling.Operator(M=Nx, model=step, noise=0)
-    Obs = modelling.Operator(**modelling.partial_Id_Obs(Nx, np.arange(Nx)), noise=1)
+    # every variable its own local analysis (batches of 1) for the LETKF, as in fdassim's default
+    Obs = modelling.Operator(**modelling.partial_Id_Obs(Nx, np.arange(Nx)), noise=1,
+                             localizer=nd_Id_localization((Nx,), (1,)))
     X0 = modelling.RV(M=Nx, func=lambda N: E0[N].copy())
     return modelling.HiddenMarkovModel(Dyn, Obs, tseq, X0)
 
@@ -53,6 +57,8 @@ def make_method(run):
     if run["method"] == "iEnKS":
         return da.iEnKS(run["upd_a"], N=run["N"], Lag=run["Lag"], nIter=run["nIter"], wtol=run["wtol"],
                         infl=run.get("infl", 1.0))
+    if run["method"] == "LETKF":
+        return da.LETKF(N=run["N"], loc_rad=run["loc_rad"], infl=run.get("infl", 1.0))
     raise SystemExit(f"dapper_driver: unknown method {run['method']!r}")
 
 

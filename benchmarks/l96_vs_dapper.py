@@ -53,6 +53,7 @@ from fdassim.analysis.enkf_n import EnKFN  # noqa: E402
 from fdassim.analysis.ensrf import EnSRF  # noqa: E402
 from fdassim.analysis.etkf import ETKF  # noqa: E402
 from fdassim.analysis.lenkf import LocalizedEnKF  # noqa: E402
+from fdassim.analysis.letkf import LETKF  # noqa: E402
 from fdassim.analysis.localization import Localization  # noqa: E402
 from fdassim.errors import FdassimError  # noqa: E402
 from fdassim.inflation import Inflation, Multiplicative, Stage  # noqa: E402
@@ -70,7 +71,12 @@ INFLATION = {
     "Sqrt": {20: 1.04, 40: 1.02},
     "Serial": {20: 1.04, 40: 1.02},
     "DEnKF": {20: 1.02, 40: 1.01},
+    "LETKF": {20: 1.04, 40: 1.02},
 }
+#: DAPPER's localization radius of the LETKF; its Gaspari-Cohn half-width is 1.82 times it
+#: (``dist2coeff``: the taper is exp(-1/2) at loc_rad), the half-width fdassim's radius is
+LOC_RAD = 4.0
+GC_HALF_WIDTH = 1.82
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,8 @@ class Case:
     @property
     def dapper_run(self) -> dict:
         label = f"{self.method} N={self.N}"
+        if self.method == "LETKF":
+            return dict(label=label, method="LETKF", N=self.N, infl=self.infl, loc_rad=LOC_RAD)
         if self.method == "EnKF_N":
             # fdassim's EnKFN transforms with the exact Hessian: DAPPER's Hess=True (its default
             # is an approximate Hessian, which gives a slightly smaller analysis spread)
@@ -114,6 +122,7 @@ def cases(sizes) -> list[Case]:
             Case("Serial", "EnSRF", N, EnSRF),
             Case("DEnKF", "DEnKF", N, DEnKF),
             Case("EnKF_N", "EnKFN", N, EnKFN),  # DAPPER EnKF_N(Hess=True)
+            Case("LETKF", "LETKF", N, lambda: LETKF(Localization(GC_HALF_WIDTH * LOC_RAD))),
         ]
     return out
 
@@ -163,6 +172,7 @@ def main(argv=None):
     parser.add_argument("--burn-in", type=int, default=400, help="cycles left out of the averages (default 400)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[20, 40], help="ensemble sizes")
     parser.add_argument("--seed", type=int, default=3, help="seed of truth, observations, ensembles and analyses")
+    parser.add_argument("--methods", nargs="+", help="only these DAPPER methods (e.g. LETKF Sqrt; default all)")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
     if not 0 <= args.burn_in < args.cycles:
@@ -177,7 +187,7 @@ def main(argv=None):
     rng = np.random.default_rng(args.seed + 2)
     # initial ensembles as DAPPER's sakov2008 X0 = GaussRV(C=0.001), centred on the true state
     X0 = {N: truth[0][:, None] + math.sqrt(0.001) * rng.standard_normal((model.n, N)) for N in args.sizes}
-    table = cases(args.sizes)
+    table = [c for c in cases(args.sizes) if not args.methods or c.method in args.methods]
 
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "l96.npz"

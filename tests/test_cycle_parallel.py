@@ -38,15 +38,16 @@ def _lorenz96_run(path, comm, scheme):
 
 
 def _scheme(name):
-    from fdassim.analysis import EnKF, Localization, LocalizedEnKF, RegressionFilter
+    from fdassim.analysis import LETKF, EnKF, FiniteSize, Localization, LocalizedEnKF, RegressionFilter
 
     loc = Localization(radius=5.0, periodic=(40.0,))
     return {"enkf": EnKF(), "lenkf": LocalizedEnKF(loc),
-            "eakf-perturbed": RegressionFilter(increments="perturbed", localization=loc)}[name]
+            "eakf-perturbed": RegressionFilter(increments="perturbed", localization=loc),
+            "letkf-n": LETKF(Localization(radius=5.0), finite_size=FiniteSize())}[name]
 
 
 @pytest.mark.parallel(nprocs=2)
-@pytest.mark.parametrize("scheme", ["enkf", "lenkf", "eakf-perturbed"])
+@pytest.mark.parametrize("scheme", ["enkf", "lenkf", "eakf-perturbed", "letkf-n"])
 def test_cycle_lorenz96_members_split_is_bitwise_serial(tmp_path_factory, scheme):
     """Transform, localized and sequential-regression schemes (row-local updates with
     coordinates, perturbations, RTPS on rows) give the serial answer bit for bit."""
