@@ -58,6 +58,7 @@ from .base import (AnalysisContext, ObsError, Rows, Scheme, Update, check_ensemb
                    row_mean)
 from .localization import AdaptiveLocalization, Localization
 from .neighbours import ObsIndex, row_tiles
+from .rowwise import row_by_row, row_sums
 
 #: default number of rows handled at once by the row-tiled schemes
 TILE = 4096
@@ -134,6 +135,12 @@ def check_tile(tile) -> None:
         raise ConfigError(f"tile must be a positive integer (rows handled at once), got {tile!r}")
 
 
+def check_ordered(ordered) -> None:
+    """Raise :class:`ConfigError` unless ``ordered`` is a bool."""
+    if not isinstance(ordered, bool):
+        raise ConfigError(f"ordered must be True or False, got {ordered!r}")
+
+
 def localized_solve(S: np.ndarray, R: ObsError, rhs: np.ndarray, loc: Localization, index: ObsIndex) -> np.ndarray:
     r"""Solve :math:`[\rho_{oo} \circ S S^T + (N-1) R] Z = \mathrm{rhs}` for a finite radius.
 
@@ -191,6 +198,7 @@ class LocalizedEnKFUpdate(Update):
     localization: Localization | None
     index: ObsIndex | None
     tile: int = TILE
+    ordered: bool = False
 
     def apply(self, X: np.ndarray, rows: Rows) -> np.ndarray:
         X = check_ensemble(X)
@@ -207,9 +215,14 @@ class LocalizedEnKFUpdate(Update):
         coords = row_coordinates(rows, X.shape[0], self.index.coords.shape[1])
         for part, obs, rho in row_tiles(coords, self.index, self.localization.radius, self.tile * N):
             Xt = X[part]
-            AS = combine(Xt - row_mean(Xt)[:, None], self.S[obs].T)  # A_rows S^T, summed over members in order
-            AS *= rho
-            Xa[part] = Xt + combine(AS, self.Z[obs])  # summed over the observations that reach, in order
+            if self.ordered:  # sums over members, then over observations, in index order
+                AS = combine(Xt - row_mean(Xt)[:, None], self.S[obs].T)
+                AS *= rho
+                Xa[part] = Xt + combine(AS, self.Z[obs])
+            else:  # the same sums by BLAS, one row at a time
+                AS = row_by_row(Xt - row_sums(Xt)[:, None] / N, self.S[obs].T)
+                AS *= rho
+                Xa[part] = Xt + row_by_row(AS, self.Z[obs])
         return Xa
 
 
@@ -228,6 +241,10 @@ class LocalizedEnKF(Scheme):
     tile
         Rows handled at once: the memory beyond the ensemble's rows is that of ``tile`` rows
         of ``N`` values.
+    ordered
+        Form the products by sums in member and observation order without BLAS (bitwise the
+        dense implementation) instead of row by row with BLAS (faster); both are bitwise
+        independent of the split.
 
     Raises
     ------
@@ -237,6 +254,7 @@ class LocalizedEnKF(Scheme):
 
     localization: Localization | AdaptiveLocalization
     tile: int = TILE
+    ordered: bool = False
 
     def __post_init__(self):
         if self.localization is None:
@@ -244,6 +262,7 @@ class LocalizedEnKF(Scheme):
                               "AdaptiveLocalization(); Localization(math.inf) means none")
         check_localization_option(self.localization)
         check_tile(self.tile)
+        check_ordered(self.ordered)
 
     def prepare(self, Y, y, R: ObsError, context: AnalysisContext) -> LocalizedEnKFUpdate:
         Y, y, R = check_observations(Y, y, R)
@@ -257,4 +276,4 @@ class LocalizedEnKF(Scheme):
         else:
             index = ObsIndex(np.asarray(context.obs_coords, dtype=float).reshape(m, -1), loc.periodic)
             Z = localized_solve(S, R, D - Y, loc, index)
-        return LocalizedEnKFUpdate(S, Z, loc, index, int(self.tile))
+        return LocalizedEnKFUpdate(S, Z, loc, index, int(self.tile), self.ordered)

@@ -20,7 +20,7 @@ every rank. ``apply`` groups its rows in cells (:func:`~fdassim.analysis.neighbo
 the rows at one position, or with ``cell = h`` the rows in one square of a fixed grid of
 width ``h``, share one local analysis computed at the cell's centre (the weights of Yang et
 al. 2009 held constant over a cell). Local analyses run in batches (stacked ``eigh``) and each
-cell's rows are multiplied by its transform one row at a time (:func:`row_by_row`). A cell depends on the
+cell's rows are multiplied by its transform one row at a time (:func:`~fdassim.analysis.rowwise.row_by_row`). A cell depends on the
 positions of its rows only, so a row's result depends on its neighbourhood only, never on
 which rows share its block: the LETKF is bitwise independent of the split over processes.
 Memory beyond the ensemble's rows is bounded by ``tile``.
@@ -52,6 +52,7 @@ from .lenkf import TILE, check_localization_option, check_tile, resolve_localiza
 from .local_transforms import local_enkf_n, local_etkf
 from .localization import AdaptiveLocalization, Localization
 from .neighbours import ObsIndex, cells
+from .rowwise import row_by_row
 
 __all__ = ["LETKF", "LETKFUpdate", "FiniteSize"]
 
@@ -82,15 +83,6 @@ class FiniteSize:
             raise ConfigError(f"eps_N must be None (for 1 + 1/N) or a positive finite number, got {e!r}")
         if not isinstance(self.exact_hessian, bool):
             raise ConfigError(f"exact_hessian must be True or False, got {self.exact_hessian!r}")
-
-
-def row_by_row(X: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """:math:`X W` as one vector-matrix product per row: each row's result depends on that row and ``W`` only.
-
-    ``numpy.matmul`` on the stack ``(nb, 1, N) @ (N, N)`` makes the same call for every row,
-    whatever the other rows of the block, so the result is bitwise independent of the split.
-    """
-    return np.matmul(X[:, None, :], W)[:, 0, :]
 
 
 @dataclass(frozen=True, eq=False)

@@ -192,10 +192,10 @@ def row_tiles(coords: np.ndarray, index: ObsIndex, c: float, budget: int
     r"""Tiles of rows, each with the observations that reach it and their tapers.
 
     Rows are grouped in cells of width ``c`` (:func:`cells`); the candidates of a cell are the
-    observations within :math:`2c + c\sqrt{d}/2` of its centre, and each tile of at most
-    ``budget / K`` of its rows (``K`` candidates) gets its ``(rows, K)`` taper computed
-    exactly (:meth:`ObsIndex.taper`). The observations whose taper is zero on every row of
-    the tile are dropped, so every observation kept reaches at least one row.
+    observations within :math:`2c + c\sqrt{d}/2` of its centre (so they depend on the cell
+    only, never on the block), and each tile of at most ``budget / K`` of its rows (``K``
+    candidates) gets its ``(rows, K)`` taper computed exactly (:meth:`ObsIndex.taper`). A
+    tile that no observation reaches is skipped.
 
     Parameters
     ----------
@@ -211,8 +211,9 @@ def row_tiles(coords: np.ndarray, index: ObsIndex, c: float, budget: int
     Yields
     ------
     rows, obs, rho
-        Row indices (into ``coords``), the observations' indices (increasing) and the
-        ``(len(rows), len(obs))`` taper. Rows out of every observation's reach are in no tile.
+        Row indices (into ``coords``), the candidates' indices (increasing, the same for
+        every tile of a cell) and the ``(len(rows), len(obs))`` taper, zero beyond the
+        support. Rows out of every observation's reach are in no tile.
     """
     groups = cells(coords, c, index.periodic)
     step = max(1, budget // max(1, index.m))  # cells whose candidate lists are held at once
@@ -226,6 +227,5 @@ def row_tiles(coords: np.ndarray, index: ObsIndex, c: float, budget: int
             for a in range(0, r.size, per):
                 part = r[a:a + per]
                 rho = index.taper(coords[part], cand, c)
-                reach = rho.any(axis=0)
-                if reach.any():
-                    yield part, cand[reach], rho[:, reach]
+                if rho.any():
+                    yield part, cand, rho

@@ -73,9 +73,11 @@ import numpy as np
 from ..errors import ConfigError, InputError, ObservationError
 from .base import (AnalysisContext, ObsError, Rows, Scheme, Update, check_ensemble,
                    check_observations, combine, row_mean)
-from .lenkf import TILE, check_localization_option, check_tile, localized_rows, resolve_localization, row_coordinates
+from .lenkf import (TILE, check_localization_option, check_ordered, check_tile, localized_rows,
+                    resolve_localization, row_coordinates)
 from .localization import AdaptiveLocalization, Localization
 from .neighbours import ObsIndex, row_tiles
+from .rowwise import row_dots, row_sums
 
 __all__ = ["Increments", "RegressionFilter", "RegressionUpdate", "obs_increments", "regress",
            "regression_parallel"]
@@ -111,20 +113,24 @@ def obs_increments(yk: np.ndarray, obs: float, r: float, kind: Increments, eps: 
     return var_p / (var_p + r) * (obs + math.sqrt(r) * eps - yk)
 
 
-def regress(Xb: np.ndarray, yk: np.ndarray, dy: np.ndarray, rho: np.ndarray | None) -> None:
+def regress(Xb: np.ndarray, yk: np.ndarray, dy: np.ndarray, rho: np.ndarray | None, ordered: bool = False) -> None:
     r"""Add to the rows ``Xb`` (in place) their regression on the increments ``dy`` of ``yk``.
 
     :math:`X_b \mathrel{+}= \rho\, b\, \Delta y^T` with
     :math:`b = \sum_i A_i a_i / \sum_i a_i^2` (:math:`a` the anomalies of ``yk``, :math:`A`
-    those of the rows), i.e. :math:`\operatorname{cov}(x, y^k) / \sigma_p^2`. Sums over members
-    are in member order (:func:`~fdassim.analysis.base.combine`), so each row's result depends
-    on that row only.
+    those of the rows), i.e. :math:`\operatorname{cov}(x, y^k) / \sigma_p^2`. The sums over
+    members run row by row (:func:`~fdassim.analysis.rowwise.row_dots`), or with ``ordered``
+    in member order (:func:`~fdassim.analysis.base.combine`); either way each row's result
+    depends on that row only. ``Xb`` must be C-ordered (a view of rows, or a copy).
     """
     if Xb.shape[0] == 0:
         return
     a = yk - yk.mean()
     s = a / float(a @ a)
-    b = combine(Xb - row_mean(Xb)[:, None], s[:, None])[:, 0]
+    if ordered:
+        b = combine(Xb - row_mean(Xb)[:, None], s[:, None])[:, 0]
+    else:
+        b = row_dots(Xb - row_sums(Xb)[:, None] / Xb.shape[1], s)
     if rho is not None:
         b = b * rho
     Xb += b[:, None] * dy[None, :]
@@ -184,6 +190,7 @@ class RegressionUpdate(Update):
     localization: Localization | None
     index: ObsIndex | None
     tile: int = TILE
+    ordered: bool = False
 
     def apply(self, X: np.ndarray, rows: Rows) -> np.ndarray:
         X = check_ensemble(X)
@@ -195,13 +202,13 @@ class RegressionUpdate(Update):
             for lo in range(0, X.shape[0], self.tile):
                 Xt = Xa[lo:lo + self.tile]  # a view: regressed in place
                 for k in range(self.Yp.shape[0]):
-                    regress(Xt, self.Yp[k], self.dY[k], None)
+                    regress(Xt, self.Yp[k], self.dY[k], None, self.ordered)
             return Xa
         coords = row_coordinates(rows, X.shape[0], self.index.coords.shape[1])
         for part, obs, rho in row_tiles(coords, self.index, self.localization.radius, self.tile * N):
             Xt = Xa[part]
             for j, k in enumerate(obs):  # the sequence of observations, in index order
-                regress(Xt, self.Yp[k], self.dY[k], rho[:, j])
+                regress(Xt, self.Yp[k], self.dY[k], rho[:, j], self.ordered)
             Xa[part] = Xt
         return Xa
 
@@ -220,6 +227,9 @@ class RegressionFilter(Scheme):
     tile
         Rows handled at once: the memory beyond the ensemble's rows is that of ``tile`` rows
         of ``N`` values.
+    ordered
+        Sum over members in member order without BLAS (bitwise the implementation without
+        tiles) instead of row by row (faster); both are bitwise independent of the split.
 
     Raises
     ------
@@ -230,6 +240,7 @@ class RegressionFilter(Scheme):
     increments: Increments | str = Increments.EAKF
     localization: Localization | AdaptiveLocalization | None = None
     tile: int = TILE
+    ordered: bool = False
 
     def __post_init__(self):
         try:
@@ -239,6 +250,7 @@ class RegressionFilter(Scheme):
                               f"got {self.increments!r}") from None
         check_localization_option(self.localization)
         check_tile(self.tile)
+        check_ordered(self.ordered)
 
     def observation_space(self, Y, y, R: ObsError, context: AnalysisContext) -> _ObsSpace:
         """Check the inputs, whiten a full R, resolve the localization and draw perturbations."""
@@ -272,12 +284,12 @@ class RegressionFilter(Scheme):
                                    None if obs.eps is None else obs.eps[k], k)
             if near is None:
                 later = Yc[k + 1:]  # a view: updated in place
-                regress(later, Yp[k], dY[k], None)
+                regress(later, Yp[k], dY[k], None, self.ordered)
             elif near[k].size:  # only the later observations the taper reaches change
                 later = Yc[near[k]]
-                regress(later, Yp[k], dY[k], obs.rho_obs(near[k], k))
+                regress(later, Yp[k], dY[k], obs.rho_obs(near[k], k), self.ordered)
                 Yc[near[k]] = later
-        return RegressionUpdate(Yp, dY, obs.loc, obs.index, int(self.tile))
+        return RegressionUpdate(Yp, dY, obs.loc, obs.index, int(self.tile), self.ordered)
 
 
 def _check_partition(blocks, size: int, name: str) -> list[np.ndarray]:
@@ -348,11 +360,11 @@ def regression_parallel(X, Y, y, R: ObsError, state_blocks, obs_blocks, *,
         dy = obs_increments(yk, obs.y[k], obs.r[k], scheme.increments,
                             None if obs.eps is None else obs.eps[k], k)
         for p in range(len(sblocks)):  # every process, with the broadcast (yk, dy)
-            regress(Xb[p], yk, dy, None if rho[p] is None else rho[p][:, k])
+            regress(Xb[p], yk, dy, None if rho[p] is None else rho[p][:, k], scheme.ordered)
             later = oblocks[p] > k
             if later.any():
                 sub = Yb[p][later]
-                regress(sub, yk, dy, obs.rho_obs(oblocks[p][later], k))
+                regress(sub, yk, dy, obs.rho_obs(oblocks[p][later], k), scheme.ordered)
                 Yb[p][later] = sub
     Xa = np.empty_like(X)
     for idx, block in zip(sblocks, Xb):
