@@ -59,11 +59,11 @@ def test_cycle_lorenz96_members_split_is_bitwise_serial(tmp_path_factory, scheme
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
-def _heat_run(path, comm, ranks_per_member=1):
+def _heat_run(path, comm, ranks_per_member=1, scheme=None):
     from fdassim.analysis.etkf import ETKF
     from fdassim.models.heat import Heat
 
-    return run_twin(Heat(), ETKF(), path, comm=comm, N=7, cycles=3, ranks_per_member=ranks_per_member)
+    return run_twin(Heat(), scheme or ETKF(), path, comm=comm, N=7, cycles=3, ranks_per_member=ranks_per_member)
 
 
 @pytest.mark.parallel(nprocs=2)
@@ -76,11 +76,18 @@ def test_cycle_heat_members_split_is_bitwise_serial(tmp_path_factory):
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
+def _letkf():
+    from fdassim.analysis import LETKF, Localization
+
+    return LETKF(Localization(0.3))  # 2-D positions from the mesh; each node's two fields share an analysis
+
+
 @pytest.mark.parallel(nprocs=2)
-def test_cycle_heat_mesh_split_agrees_with_serial(tmp_path_factory):
-    world, serial = _paths(tmp_path_factory, "heatmesh")
-    _heat_run(world, MPI.COMM_WORLD, ranks_per_member=2)
-    _heat_run(serial, MPI.COMM_SELF)
+@pytest.mark.parametrize("scheme", ["etkf", "letkf"])
+def test_cycle_heat_mesh_split_agrees_with_serial(tmp_path_factory, scheme):
+    world, serial = _paths(tmp_path_factory, f"heatmesh-{scheme}")
+    _heat_run(world, MPI.COMM_WORLD, ranks_per_member=2, scheme=_letkf() if scheme == "letkf" else None)
+    _heat_run(serial, MPI.COMM_SELF, scheme=_letkf() if scheme == "letkf" else None)
     a, b = read_store(world), read_store(serial)
     for field in ("temperature", "source"):
         ca, cb = a[f"coordinates/{field}"], b[f"coordinates/{field}"]

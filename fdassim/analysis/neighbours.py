@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from .localization import distances, gaspari_cohn, paired_distances
 
 __all__ = ["ObsIndex", "Cells", "cells", "wrap", "row_tiles"]
@@ -66,6 +66,9 @@ class ObsIndex:
         self.coords = coords.reshape(-1, 1) if coords.ndim == 1 else coords
         if not np.all(np.isfinite(self.coords)):
             raise InputError("observation coordinates have NaN or Inf values")
+        if periodic is not None and len(periodic) != self.coords.shape[1]:
+            raise ConfigError(f"periodic has {len(periodic)} lengths but the observation coordinates have "
+                              f"{self.coords.shape[1]} dimensions")
         self.periodic = periodic
         box = None
         if periodic is not None and any(p is not None for p in periodic):

@@ -75,3 +75,12 @@ def test_cells_depend_on_positions_only(h):
     assert d.max() <= g.half_diagonal + 1e-12
     if h is None:
         assert d.max() == 0.0
+
+
+def test_obs_index_bad_inputs_raise():
+    from fdassim.errors import ConfigError, InputError
+
+    with pytest.raises(ConfigError, match="periodic has 1 lengths but the observation coordinates have 2"):
+        ObsIndex(np.zeros((3, 2)), (10.0,))
+    with pytest.raises(InputError, match="observation coordinates have NaN"):
+        ObsIndex(np.array([[0.0], [np.nan]]))
