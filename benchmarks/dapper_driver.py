@@ -4,8 +4,9 @@ This script runs under DAPPER's own interpreter (see setup_dapper.sh), never fda
 
     python dapper_driver.py DATA.npz RUNS.json OUT.json
 
-DATA.npz holds ``xx`` ((K+1, 40) truth, row 0 at t = 0), ``yy`` ((K, 40) observations of
-xx[1:]), ``dt``, ``seed`` and one initial ensemble ``E0_<N>`` ((N, 40), DAPPER's layout) per
+DATA.npz holds ``xx`` ((K+1, 40) truth, row 0 at t = 0), ``yy`` ((K, m) observations of
+xx[1:] at ``obs_inds``, all 40 variables by default), ``dt``, ``seed`` and one initial
+ensemble ``E0_<N>`` ((N, 40), DAPPER's layout) per
 ensemble size. RUNS.json lists the runs, e.g. ``{"label": "Sqrt N=20", "method": "EnKF",
 "upd_a": "Sqrt", "N": 20, "infl": 1.04}``, ``{"method": "EnKF_N", "N": 20, "Hess": true}`` or
 ``{"method": "iEnKS", "upd_a": "Sqrt", "N": 20, "Lag": 4, "nIter": 10, "wtol": 1e-5, "infl": 1.02}``
@@ -36,15 +37,15 @@ from dapper.tools.localization import nd_Id_localization  # noqa: E402
 from dapper.tools.seeding import set_seed  # noqa: E402
 
 
-def build_hmm(xx, dt, E0):
-    """The sakov2008 setting (n = 40, F = 8, RK4, H = I, R = I, observations every step)."""
+def build_hmm(xx, dt, E0, obs_inds):
+    """The sakov2008 setting (n = 40, F = 8, RK4, R = I, observations every step) observing ``obs_inds``."""
     Nx = xx.shape[1]
     K = xx.shape[0] - 1
     tseq = modelling.Chronology(dt=dt, dko=1, K=K, BurnIn=0)  # burn-in handled by the caller
     Dyn = modelling.Operator(M=Nx, model=step, noise=0)
     # every variable its own local analysis (batches of 1) for the LETKF, as in fdassim's default
-    Obs = modelling.Operator(**modelling.partial_Id_Obs(Nx, np.arange(Nx)), noise=1,
-                             localizer=nd_Id_localization((Nx,), (1,)))
+    Obs = modelling.Operator(**modelling.partial_Id_Obs(Nx, obs_inds), noise=1,
+                             localizer=nd_Id_localization((Nx,), (1,), obs_inds=obs_inds))
     X0 = modelling.RV(M=Nx, func=lambda N: E0[N].copy())
     return modelling.HiddenMarkovModel(Dyn, Obs, tseq, X0)
 
@@ -76,7 +77,8 @@ def main(data_path, runs_path, out_path):
     xx, yy_obs, dt, seed = data["xx"], data["yy"], float(data["dt"]), int(data["seed"])
     # DAPPER's Chronology with dko=1 has Ko + 1 = K observation times, at k = 1..K: as ours
     E0 = {int(k[3:]): data[k] for k in data.files if k.startswith("E0_")}
-    HMM = build_hmm(xx, dt, E0)
+    obs_inds = data["obs_inds"] if "obs_inds" in data.files else np.arange(xx.shape[1])
+    HMM = build_hmm(xx, dt, E0, obs_inds)
     progressbar.disable_progbar = True
     dapper.rc.comps.max_spectral = 0  # no per-cycle eigen-decomposition of the ensemble covariance
     out = {"dapper_version": dapper.__version__}

@@ -215,3 +215,24 @@ def test_letkf_from_params_yaml():
     with pytest.raises(ConfigError, match=r"filter.options.finite_size: unknown key 'eps'; allowed keys are: "
                                           r"eps_N, exact_hessian"):
         parse(data)
+
+
+def test_letkf_memory_is_bounded_by_the_tile():
+    # 8000 rows, 8 members, cells of 0.7: beyond the output rows (0.5 MB) only a tile's local
+    # analyses and the rows' cell labels; peak allocation below 3 times the rows (tracemalloc)
+    import tracemalloc
+
+    rng = np.random.default_rng(7)
+    n, m, N = 8000, 400, 8
+    coords = rng.uniform(0, 1, (n, 2)) * [10.0, 6.0]
+    oc = rng.uniform(0, 1, (m, 2)) * [10.0, 6.0]
+    X, Y = rng.standard_normal((n, N)), rng.standard_normal((m, N))
+    ctx = AnalysisContext(obs_coords=oc, periodic=(10.0, None))
+    up = LETKF(Localization(0.8), cell=0.7, tile=256).prepare(Y, rng.standard_normal(m), ObsError.diagonal(np.ones(m)),
+                                                              ctx)
+    tracemalloc.start()
+    Xa = up.apply(X, Rows.whole(n, coords=coords))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 3 * X.nbytes, f"peak {peak / 1e6:.1f} MB for rows of {X.nbytes / 1e6:.1f} MB"
+    assert np.abs(Xa - X).max() > 0.1
