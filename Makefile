@@ -1,6 +1,6 @@
 # fdassim: two commands on a fresh machine, each installing what is missing first.
 #   make demo   the main job on built-in defaults
-#   make test   the whole suite, serial and on 2 MPI ranks
+#   make test   the whole suite, serial and on 2 and 3 MPI ranks
 # Settings: VENV (default .venv), FDASSIM_CACHE (PETSc and wheel cache, outside the work tree),
 # ICEPACK_SOURCE (archive, directory or pip URL). See README.md.
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: the serial tests, then the 2-rank tests under mpiexec.
+# The whole test suite: the serial tests, then the 2-rank and 3-rank tests under mpiexec.
 #   scripts/test.sh [serial|parallel|all] [extra pytest args]
 # Exits non-zero when any test fails or when a group ran no test.
 set -euo pipefail
@@ -29,5 +29,7 @@ if [ "$what" = all ] || [ "$what" = parallel ]; then
   # mpi-pytest runs, under mpiexec -n 2, the tests marked parallel(nprocs=2). Spawning
   # mpiexec from inside a serial pytest fails with Debian's OpenMPI, so run them directly.
   run_group parallel mpiexec -n 2 "$PY" -m pytest -m "parallel[2]" -p no:cacheprovider "$@" || status=1
+  # uneven 3-way splits of rows (env.sh lets OpenMPI put 3 ranks on fewer cores)
+  run_group parallel-3 mpiexec -n 3 "$PY" -m pytest -m "parallel[3]" -p no:cacheprovider "$@" || status=1
 fi
 exit "$status"

@@ -176,7 +176,7 @@ def check_localization_option(localization):
 
 @dataclass(frozen=True, eq=False)
 class LocalizedEnKFUpdate(Update):
-    """The row-wise half of :class:`LocalizedEnKF` (see the module docstring).
+    r"""The row-wise half of :class:`LocalizedEnKF` (see the module docstring).
 
     Parameters
     ----------
