@@ -87,12 +87,23 @@ def test_cycle_member_failure_names_member_and_cycle(tmp_path):
         run_twin(Exploding(), ETKF(), str(tmp_path / "x.h5"), comm=MPI.COMM_SELF, N=4, cycles=4)
 
 
+def _initial_ensemble(model, N, seed):
+    """The cycle's initial members of an array model, drawn as the ensemble draws them."""
+    from fdassim.streams import Stream, generator
+
+    X0 = np.empty((model.n, N))
+    for i in range(N):
+        s = model.new_state()
+        model.initial_state(s, generator(seed, Stream.INITIAL, 0, member=i))
+        X0[:, i] = s["x"]
+    return X0
+
+
 def test_cycle_lorenz96_equals_serial_reference_loop(tmp_path):
     """The cycle (members dealt, transposed, stored) and fdassim.twin's plain array loop give
     bitwise the same analyses from the same initial ensemble and observations."""
     from fdassim.analysis.base import ObsError
     from fdassim.analysis.etkf import ETKF
-    from fdassim.streams import Stream, generator
     from fdassim.inflation import Multiplicative
     from fdassim.models.lorenz96 import Lorenz96
     from fdassim.observations import Identity, Observations
@@ -104,11 +115,7 @@ def test_cycle_lorenz96_equals_serial_reference_loop(tmp_path):
     result = run_twin(model, ETKF(), path, comm=MPI.COMM_SELF, N=N, cycles=K, interval=0.05, seed=seed,
                       observations=obs, inflation=Multiplicative(1.02))
     d = read_store(path)
-    X0 = np.empty((model.n, N))
-    for i in range(N):
-        s = model.new_state()
-        model.initial_state(s, generator(seed, Stream.INITIAL, 0, member=i))
-        X0[:, i] = s["x"]
+    X0 = _initial_ensemble(model, N, seed)
     truth = np.vstack([np.zeros(model.n), d["truth/x"]])
     times = 0.05 * np.arange(K + 1)
     ref = run_filter(model, ETKF(), Multiplicative(1.02), X0, d["observations/y"], np.eye(model.n),
@@ -121,10 +128,9 @@ def test_cycle_lorenz96_equals_serial_reference_loop(tmp_path):
 def test_cycle_passes_the_models_ring_to_localization(tmp_path):
     """Lorenz-96 states a ring (its Geometry): Localization(4.0) without `periodic` through the
     cycle gives bitwise the serial loop's analysis with the explicit ring, periodic=(40,)."""
-    from fdassim.analysis.base import ObsError, member_rng
+    from fdassim.analysis.base import ObsError
     from fdassim.analysis.lenkf import LocalizedEnKF
     from fdassim.analysis.localization import Localization
-    from fdassim.ensemble import _INIT
     from fdassim.inflation import Multiplicative
     from fdassim.models.lorenz96 import Lorenz96
     from fdassim.observations import Observations, Subset
@@ -137,11 +143,7 @@ def test_cycle_passes_the_models_ring_to_localization(tmp_path):
     run_twin(model, LocalizedEnKF(Localization(4.0)), path, comm=MPI.COMM_SELF, N=N, cycles=K, interval=0.05,
              seed=seed, observations=obs, inflation=Multiplicative(1.05))
     d = read_store(path)
-    X0 = np.empty((model.n, N))
-    for i in range(N):
-        s = model.new_state()
-        model.initial_state(s, member_rng(seed, 0, i, stream=_INIT))
-        X0[:, i] = s["x"]
+    X0 = _initial_ensemble(model, N, seed)
     truth = np.vstack([np.zeros(model.n), d["truth/x"]])
 
     class Line(Lorenz96):  # the same model without its geometry: the ring must come from the option
