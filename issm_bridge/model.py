@@ -279,10 +279,12 @@ class ISSM:
 
     # -- the fdassim model protocol (per-member form) ----------------------------------------
     @property
-    def coordinates(self) -> dict[str, np.ndarray] | None:
-        """Each field's vertex positions ``(md.mesh.x, md.mesh.y)``, once a domain has described the model."""
+    def geometry(self):
+        """A plane with each field's vertex positions ``(md.mesh.x, md.mesh.y)``, once a domain has described the model."""
+        from fdassim.geometry import Geometry
+
         xy = self.described.get("xy")
-        return None if xy is None else {name: xy for name in self.names}
+        return None if xy is None else Geometry(periodic=(None, None), positions={name: xy for name in self.names})
 
     def domain(self, comm):
         """The pool of servers (and the set-up model's description) the members on ``comm`` share."""
