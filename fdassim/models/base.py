@@ -164,6 +164,9 @@ def check_model(model) -> None:
         raise TypeError(f"{name}.fields must be FieldSpec instances")
     if all(f.carried for f in model.fields):
         raise TypeError(f"{name}.fields: every field is carried; at least one must be assimilated")
+    geometry = getattr(model, "geometry", None)
+    if geometry is not None and not isinstance(geometry, Geometry):
+        raise TypeError(f"{name}.geometry must be a fdassim.geometry.Geometry or None, got {type(geometry).__name__}")
 
 
 def make_domain(model, comm):
@@ -204,8 +207,3 @@ def whole_steps(t0: float, t1: float, dt: float, model: str) -> int:
         raise InputError(f"{model}: t1 - t0 = {t1!r} - {t0!r} is not a non-negative whole number of time "
                          f"steps dt = {dt!r}; choose analysis times on the model's time grid")
     return n
-        raise TypeError(f"{type(model).__name__}.fields must be FieldSpec instances")
-    geometry = getattr(model, "geometry", None)
-    if geometry is not None and not isinstance(geometry, Geometry):
-        raise TypeError(f"{type(model).__name__}.geometry must be a fdassim.geometry.Geometry or None, "
-                        f"got {type(geometry).__name__}")
