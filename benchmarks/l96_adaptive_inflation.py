@@ -68,7 +68,7 @@ def main(argv=None):
     times = np.arange(K + 1) * model.dt
     truth, obs = simulate(model, model.initial_condition(args.seed), times, H, R, seed=args.seed + 1)
     rng = np.random.default_rng(args.seed + 2)
-    print(f"Lorenz-96, every {args.every}th variable observed (m = {idx.size}), {K} cycles, averages after {B}, "
+    print(f"Lorenz-96, x_0, x_{args.every}, x_{2 * args.every}, ... observed (m = {idx.size}), {K} cycles, averages after {B}, "
           f"GC half-width {RADIUS:.2f}, seed {args.seed}\n")
     print("| N | inflation | RMSE | spread | ms/cycle |")
     print("|---|---|---|---|---|")
