@@ -160,9 +160,11 @@ class Flowline:
         return self._icepack.fields + (FieldSpec("grounding_line"),)
 
     @property
-    def coordinates(self) -> dict[str, np.ndarray]:
-        """The grounding line's value sits, for localization, at the sill."""
-        return {"grounding_line": np.array([[self.sill_position]])}
+    def geometry(self):
+        """A line (not periodic); the grounding line's value sits, for localization, at the sill."""
+        from ..geometry import Geometry
+
+        return Geometry(periodic=(None,), positions={"grounding_line": np.array([[self.sill_position]])})
 
     def domain(self, comm):
         if comm.size > 1:

@@ -30,8 +30,11 @@ class AB2Lorenz96:
         self.events = []
 
     @property
-    def coordinates(self):
-        return {"x": np.arange(self.n, dtype=float), "previous": np.arange(self.n, dtype=float)}
+    def geometry(self):
+        from fdassim.geometry import Geometry
+
+        ring = np.arange(self.n, dtype=float)
+        return Geometry(periodic=(float(self.n),), positions={"x": ring, "previous": ring})
 
     def domain(self, comm):
         return AB2Domain(self)
