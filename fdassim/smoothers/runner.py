@@ -124,7 +124,8 @@ class Runner:
 
     def context(self) -> AnalysisContext:
         """The analysis context of the current time (the filter cycle's: cycle ``j - 1``)."""
-        return AnalysisContext(seed=self.seed, cycle=self.j - 1, obs_coords=self.observations.coords)
+        return AnalysisContext(seed=self.seed, cycle=self.j - 1, obs_coords=self.observations.coords,
+                               periodic=self.ens.periodic)
 
     def inflate(self, Xa: np.ndarray, Xf: np.ndarray) -> np.ndarray:
         """The run's inflation of the analysis rows ``Xa`` of the prior rows ``Xf`` (prior, then posterior stage)."""
