@@ -89,10 +89,9 @@ def test_smoother_costs_per_window(smoother, simulations, propagations):
 
 SHORT = [
     pytest.param(EnKS(lag=4), INFLATION, id="EnKS"),
-    pytest.param(EnKS(lag=4, finite_size=True), None, id="EnKS-N"),
     pytest.param(SIEnKS(lag=4), INFLATION, id="SIEnKS"),
     pytest.param(SIEnKS(lag=4, shift=2, mda=True), INFLATION, id="SIEnKS-MDA"),
-    pytest.param(SIEnKS(lag=4, finite_size=True), None, id="SIEnKS-N"),
+    pytest.param(SIEnKS(lag=3, finite_size=True, mlef=True), None, id="SIEnKS-N-MLEF"),
     pytest.param(IEnKS(lag=4), INFLATION, id="IEnKS"),
     pytest.param(IEnKS(lag=4, shift=2, mda=True, finite_size=True), None, id="IEnKS-N-MDA"),
     pytest.param(LinIEnKS(lag=4), INFLATION, id="LinIEnKS"),
