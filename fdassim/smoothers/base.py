@@ -134,30 +134,49 @@ class Trajectory(Protocol):
     def record(self, estimate: Estimate, j: int, X: np.ndarray, truth: np.ndarray | None) -> None: ...
 
 
+@dataclass(frozen=True)
 class Smoother(ABC):
-    """A fixed-lag smoother of lag ``lag`` and shift ``shift`` (a frozen dataclass of options).
+    r"""A fixed-lag smoother: the options every method has (a frozen dataclass; methods add theirs).
 
     Subclasses define :meth:`start` (the state carried between windows) and :meth:`window`
     (one window's algorithm).
+
+    Parameters
+    ----------
+    lag
+        ``L``: observation times of a window.
+    shift
+        ``S``, ``1 <= S <= L``: observation times a window moves by.
+    finite_size
+        The finite-size variant (EnKF-N prior: adaptive inflation; the ``-N`` methods).
+    eps_N
+        Its :math:`\varepsilon_N` (``None``: :math:`1 + 1/N`).
+
+    Raises
+    ------
+    ConfigError
+        For an option of the wrong type or out of range.
     """
 
+    lag: int = 1
+    shift: int = 1
+    finite_size: bool = False
+    eps_N: float | None = None
+
     #: whether the window algorithm re-runs members from the window's start
-    reruns: bool = True
+    reruns = True
+
+    def __post_init__(self):
+        name = type(self).__name__
+        check_int(name, "lag", self.lag, 1)
+        check_int(name, "shift", self.shift, 1, self.lag)
+        check_bool(name, "finite_size", self.finite_size)
+        check_tolerance(name, "eps_N", self.eps_N, allow_none=True)
 
     @property
     def schedule(self) -> Window:
         """The window schedule of this smoother's lag and shift."""
         return Window(self.lag, self.shift)
-
-    def _check_common(self) -> None:
-        name = type(self).__name__
-        check_int(name, "lag", self.lag, 1)
-        check_int(name, "shift", self.shift, 1, self.lag)
-        for key in ("finite_size", "mda"):
-            if hasattr(self, key):
-                check_bool(name, key, getattr(self, key))
-        if hasattr(self, "eps_N"):
-            check_tolerance(name, "eps_N", self.eps_N, allow_none=True)
 
     @abstractmethod
     def start(self, run: Trajectory) -> Any:

@@ -57,34 +57,13 @@ class _Lagged:
 
 @dataclass(frozen=True)
 class EnKS(Smoother):
-    """The fixed-lag EnKS with the ETKF (or, ``finite_size``, the EnKF-N) as its filter.
+    """The fixed-lag EnKS with the ETKF (or, ``finite_size``, the EnKF-N: the EnKS-N) as its filter.
 
-    Parameters
-    ----------
-    lag
-        ``L``: observation times of the window.
-    shift
-        ``S``: observation times per window (smoother estimates are written ``S`` at a time).
-    finite_size
-        Use the EnKF-N (adaptive finite-size inflation; the EnKS-N) instead of the ETKF.
-    eps_N
-        The EnKF-N's :math:`\\varepsilon_N` (``None``: :math:`1 + 1/N`).
-
-    Raises
-    ------
-    ConfigError
-        For an option of the wrong type or out of range.
+    Its options are those of :class:`~fdassim.smoothers.base.Smoother` (``lag``, ``shift``,
+    ``finite_size``, ``eps_N``); it writes smoother estimates ``S`` at a time.
     """
 
-    lag: int = 1
-    shift: int = 1
-    finite_size: bool = False
-    eps_N: float | None = None
-
     reruns = False
-
-    def __post_init__(self):
-        self._check_common()
 
     @property
     def scheme(self) -> Scheme:

@@ -52,7 +52,7 @@ import numpy as np
 
 from ..analysis.base import combine
 from ..errors import ConfigError
-from .base import Estimate, Smoother, Snapshot, Trajectory, WindowCost, check_tolerance
+from .base import Estimate, Smoother, Snapshot, Trajectory, WindowCost, check_bool, check_tolerance
 from .gauss_newton import GaussNewtonResult, Term, gauss_newton
 from .window import check_int
 
@@ -65,18 +65,15 @@ class IEnKS(Smoother):
 
     Parameters
     ----------
-    lag, shift
-        ``L`` and ``S`` of the window.
     mda
         Multiple data assimilation (balancing and MDA stages) instead of single.
-    finite_size
-        The EnKF-N prior term (adaptive inflation; the IEnKS-N).
-    eps_N
-        Its :math:`\varepsilon_N` (``None``: :math:`1 + 1/N`).
     tol
         Stop when a Gauss-Newton step :math:`\|\Delta w\|` is below ``tol``.
     max_iter
         At most this many iterations (ensemble simulations of the window) per stage.
+
+    The options every smoother has (``lag``, ``shift``, ``finite_size`` for the IEnKS-N,
+    ``eps_N``) are :class:`~fdassim.smoothers.base.Smoother`'s.
 
     Raises
     ------
@@ -84,17 +81,14 @@ class IEnKS(Smoother):
         For an option of the wrong type or out of range.
     """
 
-    lag: int = 1
-    shift: int = 1
     mda: bool = False
-    finite_size: bool = False
-    eps_N: float | None = None
     tol: float = 1e-3
     max_iter: int = 10
 
     def __post_init__(self):
-        self._check_common()
+        super().__post_init__()
         name = type(self).__name__
+        check_bool(name, "mda", self.mda)
         check_tolerance(name, "tol", self.tol)
         check_int(name, "max_iter", self.max_iter, 1)
         if self.mda and self.shift == self.lag:

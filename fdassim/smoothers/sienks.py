@@ -97,21 +97,19 @@ class SIEnKS(Smoother):
 
     Parameters
     ----------
-    lag, shift
-        ``L`` and ``S`` of the window.
     mda
         Multiple data assimilation (balancing and MDA passes) instead of single.
-    finite_size
-        The EnKF-N transform (adaptive inflation; the SIEnKS-N).
-    eps_N
-        The EnKF-N's :math:`\varepsilon_N` (``None``: :math:`1 + 1/N`).
     mlef
         Minimise each filter cost by Gauss-Newton iterations on the observation operator
         (the MLEF; for nonlinear operators, at no model cost). Without it the filter
-        transform is the ETKF's (EnKF-N's), the MLEF's first iteration.
+        transform is the ETKF's (EnKF-N's with ``finite_size``: the SIEnKS-N), the MLEF's
+        first iteration.
     tol, max_iter
         The MLEF's stopping rule: a step :math:`\|\Delta w\|` below ``tol``, or ``max_iter``
         iterations.
+
+    The options every smoother has (``lag``, ``shift``, ``finite_size``, ``eps_N``) are
+    :class:`~fdassim.smoothers.base.Smoother`'s.
 
     Raises
     ------
@@ -119,17 +117,14 @@ class SIEnKS(Smoother):
         For an option of the wrong type or out of range.
     """
 
-    lag: int = 1
-    shift: int = 1
     mda: bool = False
-    finite_size: bool = False
-    eps_N: float | None = None
     mlef: bool = False
     tol: float = 1e-3
     max_iter: int = 10
 
     def __post_init__(self):
-        self._check_common()
+        super().__post_init__()
+        check_bool("SIEnKS", "mda", self.mda)
         check_bool("SIEnKS", "mlef", self.mlef)
         check_tolerance("SIEnKS", "tol", self.tol)
         check_int("SIEnKS", "max_iter", self.max_iter, 1)
