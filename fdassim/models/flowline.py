@@ -145,10 +145,10 @@ class Flowline:
             raise ConfigError(f"Flowline: sigma must be positive (thickness, accumulation), got {self.sigma!r}")
         import icepack
 
-        from .icestream import _friction_with_flotation
+        from .icepack import friction_with_flotation
 
         object.__setattr__(self, "_icepack", IcepackModel(
-            self._setup, icepack.models.IceStream(friction=_friction_with_flotation),
+            self._setup, icepack.models.IceStream(friction=friction_with_flotation),
             state=("thickness", "velocity"), parameters=("accumulation",), dt=self.dt,
             solver_options={"dirichlet_ids": [1]}, initial=self._draw, truth=self._truth))
 
@@ -213,13 +213,14 @@ class Flowline:
 
     def _draw(self, fields: dict, rng: np.random.Generator) -> None:
         """A member: the steady state, thickness and accumulation perturbed by random fields."""
-        from .icestream import random_field
+        from ..perturbations.fields import RandomField
 
         h, a = fields["thickness"], fields["accumulation"]
         x = _nodes(h)
         xy = np.column_stack([x, np.zeros_like(x)])
-        h.dat.data[:] = np.maximum(h.dat.data_ro + random_field(xy, self.sigma[0], self.correlation, rng), 10.0)
-        a.dat.data[:] = self.accumulation + random_field(xy, self.sigma[1], self.correlation, rng)
+        dh, da = (RandomField(std=s, length=self.correlation) for s in self.sigma)
+        h.dat.data[:] = np.maximum(h.dat.data_ro + dh.sample(xy, rng), 10.0)
+        a.dat.data[:] = self.accumulation + da.sample(xy, rng)
 
     def _truth(self, fields: dict, rng: np.random.Generator) -> None:
         """The truth: the steady state, with the true accumulation."""

@@ -39,7 +39,7 @@ from ..errors import ConfigError
 from ..layout import FieldSpec
 from .base import whole_steps
 
-__all__ = ["IcepackModel", "IcepackDomain", "IcepackMember", "SOLVER_OPTIONS"]
+__all__ = ["IcepackModel", "IcepackDomain", "IcepackMember", "SOLVER_OPTIONS", "friction_with_flotation"]
 
 #: the keyword arguments Icepack's FlowSolver understands (a misspelt one is an error here,
 #: where Icepack would ignore it)
@@ -241,3 +241,21 @@ class IcepackMember:
                 f["thickness"].assign(solver.prognostic_solve(m.dt, **transport))
                 self._update_surface()
             self.diagnose()
+
+
+def friction_with_flotation(**kwargs):
+    """The sliding law of Icepack's synthetic ice-stream tutorial: Icepack's Weertman
+    ``bed_friction`` with the coefficient scaled by :math:`\\phi = 1 - p_W / p_I`, the fraction of
+    the overburden not borne by water, so that friction vanishes where the ice floats.
+
+    Pass it as ``icepack.models.IceStream(friction=friction_with_flotation)``.
+    """
+    import firedrake
+    from icepack.constants import gravity as g
+    from icepack.constants import ice_density as rho_I
+    from icepack.constants import water_density as rho_W
+    from icepack.models.friction import bed_friction
+
+    u, h, s, C = (kwargs[k] for k in ("velocity", "thickness", "surface", "friction"))
+    phi = 1 - rho_W * g * firedrake.max_value(0, h - s) / (rho_I * g * h)
+    return bed_friction(velocity=u, friction=C * phi)
