@@ -192,7 +192,8 @@ def dapper_part(args):
         common = slice(B, K - L)
         out.append(dict(
             lag=L, N=N, infl=infl,
-            fdassim={k: mean_and_error(getattr(res, f"rmse_{k}")[common]) for k in ("forecast", "analysis", "smoother")},
+            fdassim={k: mean_and_error(getattr(res, f"rmse_{k}")[common])
+                     for k in ("forecast", "analysis", "smoother")},
             dapper={"forecast": mean_and_error(np.asarray(d["rmse_f"])[common]),
                     "analysis": mean_and_error(np.asarray(d["rmse"])[common]),
                     "smoother": mean_and_error(np.asarray(d["rmse_s"])[common])},

@@ -39,7 +39,8 @@ from ..errors import ConfigError
 from ..inflation import Inflation
 from .window import Window, check_int
 
-__all__ = ["Smoother", "Trajectory", "WindowCost", "Estimate", "Snapshot", "check_bool", "check_tolerance"]
+__all__ = ["Smoother", "RerunSmoother", "Trajectory", "WindowCost", "Estimate", "Snapshot", "check_bool",
+           "check_tolerance"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -185,3 +186,35 @@ class Smoother(ABC):
     @abstractmethod
     def window(self, run: Trajectory, c: int, carry: Any) -> tuple[Any, WindowCost]:
         """Run window ``c`` from its start; return the state carried into the next window and the cost."""
+
+
+@dataclass(frozen=True)
+class RerunSmoother(Smoother):
+    r"""A smoother that re-runs the window from its start (SIEnKS, IEnKS): MDA and a stopping rule.
+
+    Parameters
+    ----------
+    mda
+        Multiple data assimilation (balancing and MDA passes or stages) instead of single;
+        needs ``shift < lag``.
+    tol, max_iter
+        The Gauss-Newton stopping rule (the IEnKS's, the SIEnKS's MLEF): a step
+        :math:`\|\Delta w\|` below ``tol``, or ``max_iter`` iterations.
+    """
+
+    mda: bool = False
+    tol: float = 1e-3
+    max_iter: int = 10
+
+    def __post_init__(self):
+        super().__post_init__()
+        name = type(self).__name__
+        check_bool(name, "mda", self.mda)
+        check_tolerance(name, "tol", self.tol)
+        check_int(name, "max_iter", self.max_iter, 1)
+        if self.mda and self.shift == self.lag:
+            raise ConfigError(f"{name}: MDA needs shift < lag (each observation in several windows); "
+                              f"got shift = lag = {self.lag}: use mda: false")
+
+    def start(self, run: Trajectory) -> Snapshot:
+        return run.snapshot()

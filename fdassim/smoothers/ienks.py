@@ -52,51 +52,25 @@ import numpy as np
 
 from ..analysis.base import combine
 from ..errors import ConfigError
-from .base import Estimate, Smoother, Snapshot, Trajectory, WindowCost, check_bool, check_tolerance
+from .base import Estimate, RerunSmoother, Snapshot, Trajectory, WindowCost
 from .gauss_newton import GaussNewtonResult, Term, gauss_newton
-from .window import check_int
 
 __all__ = ["IEnKS", "LinIEnKS"]
 
 
 @dataclass(frozen=True)
-class IEnKS(Smoother):
+class IEnKS(RerunSmoother):
     r"""The IEnKS (see the module docstring).
 
-    Parameters
-    ----------
-    mda
-        Multiple data assimilation (balancing and MDA stages) instead of single.
-    tol
-        Stop when a Gauss-Newton step :math:`\|\Delta w\|` is below ``tol``.
-    max_iter
-        At most this many iterations (ensemble simulations of the window) per stage.
-
-    The options every smoother has (``lag``, ``shift``, ``finite_size`` for the IEnKS-N,
-    ``eps_N``) are :class:`~fdassim.smoothers.base.Smoother`'s.
+    Its options are those of :class:`~fdassim.smoothers.base.RerunSmoother` (``lag``,
+    ``shift``, ``finite_size`` for the IEnKS-N, ``eps_N``, ``mda``, and ``tol`` and
+    ``max_iter``, counted per stage, each iteration a simulation of the window).
 
     Raises
     ------
     ConfigError
         For an option of the wrong type or out of range.
     """
-
-    mda: bool = False
-    tol: float = 1e-3
-    max_iter: int = 10
-
-    def __post_init__(self):
-        super().__post_init__()
-        name = type(self).__name__
-        check_bool(name, "mda", self.mda)
-        check_tolerance(name, "tol", self.tol)
-        check_int(name, "max_iter", self.max_iter, 1)
-        if self.mda and self.shift == self.lag:
-            raise ConfigError(f"{name}: MDA needs shift < lag (each observation in several windows); "
-                              f"got shift = lag = {self.lag}: use mda: false")
-
-    def start(self, run: Trajectory):
-        return run.snapshot()
 
     def window(self, run: Trajectory, c: int, E0) -> tuple[object, WindowCost]:
         win = self.schedule

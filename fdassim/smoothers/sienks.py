@@ -51,11 +51,9 @@ import numpy as np
 from ..analysis.base import ObsError, combine
 from ..analysis.enkf_n import enkf_n_transform
 from ..analysis.etkf import etkf_transform
-from ..errors import ConfigError
-from .base import Estimate, Smoother, Trajectory, WindowCost, check_bool, check_tolerance
+from .base import Estimate, RerunSmoother, Trajectory, WindowCost, check_bool
 from .enks import _Lagged
 from .gauss_newton import Term, gauss_newton
-from .window import check_int
 
 __all__ = ["SIEnKS", "filter_transform"]
 
@@ -92,24 +90,20 @@ def filter_transform(Y: np.ndarray, y: np.ndarray, R: ObsError, weight: float = 
 
 
 @dataclass(frozen=True)
-class SIEnKS(Smoother):
+class SIEnKS(RerunSmoother):
     r"""The single-iteration ensemble Kalman smoother (see the module docstring).
 
     Parameters
     ----------
-    mda
-        Multiple data assimilation (balancing and MDA passes) instead of single.
     mlef
         Minimise each filter cost by Gauss-Newton iterations on the observation operator
         (the MLEF; for nonlinear operators, at no model cost). Without it the filter
         transform is the ETKF's (EnKF-N's with ``finite_size``: the SIEnKS-N), the MLEF's
         first iteration.
-    tol, max_iter
-        The MLEF's stopping rule: a step :math:`\|\Delta w\|` below ``tol``, or ``max_iter``
-        iterations.
 
-    The options every smoother has (``lag``, ``shift``, ``finite_size``, ``eps_N``) are
-    :class:`~fdassim.smoothers.base.Smoother`'s.
+    The other options are those of :class:`~fdassim.smoothers.base.RerunSmoother` (``lag``,
+    ``shift``, ``finite_size`` for the SIEnKS-N, ``eps_N``, ``mda``, and ``tol`` and
+    ``max_iter`` for the MLEF).
 
     Raises
     ------
@@ -117,23 +111,11 @@ class SIEnKS(Smoother):
         For an option of the wrong type or out of range.
     """
 
-    mda: bool = False
     mlef: bool = False
-    tol: float = 1e-3
-    max_iter: int = 10
 
     def __post_init__(self):
         super().__post_init__()
-        check_bool("SIEnKS", "mda", self.mda)
         check_bool("SIEnKS", "mlef", self.mlef)
-        check_tolerance("SIEnKS", "tol", self.tol)
-        check_int("SIEnKS", "max_iter", self.max_iter, 1)
-        if self.mda and self.shift == self.lag:
-            raise ConfigError(f"SIEnKS: MDA needs shift < lag (each observation in several windows); "
-                              f"got shift = lag = {self.lag}: use mda: false")
-
-    def start(self, run: Trajectory):
-        return run.snapshot()
 
     def window(self, run: Trajectory, c: int, E0) -> tuple[object, WindowCost]:
         win = self.schedule
