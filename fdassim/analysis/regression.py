@@ -77,9 +77,9 @@ from .lenkf import (TILE, check_localization_option, check_ordered, check_tile, 
                     resolve_localization, row_coordinates)
 from .localization import AdaptiveLocalization, Localization
 from .neighbours import ObsIndex, row_tiles
-from .rowwise import row_dots, row_sums
+from .rowwise import row_sums
 
-__all__ = ["Increments", "RegressionFilter", "RegressionUpdate", "obs_increments", "regress",
+__all__ = ["Increments", "RegressionFilter", "RegressionUpdate", "obs_increments", "regress", "regress_rows",
            "regression_parallel"]
 
 
@@ -129,11 +129,57 @@ def regress(Xb: np.ndarray, yk: np.ndarray, dy: np.ndarray, rho: np.ndarray | No
     s = a / float(a @ a)
     if ordered:
         b = combine(Xb - row_mean(Xb)[:, None], s[:, None])[:, 0]
-    else:
-        b = row_dots(Xb - row_sums(Xb)[:, None] / Xb.shape[1], s)
+        if rho is not None:
+            b = b * rho
+        Xb += b[:, None] * dy[None, :]
+        return
+    A = Xb - (row_sums(Xb) / Xb.shape[1])[:, None]  # anomalies: one buffer, reused below
+    A *= s
+    b = row_sums(A)  # = row_dots(anomalies, s)
     if rho is not None:
-        b = b * rho
-    Xb += b[:, None] * dy[None, :]
+        b *= rho
+    Xb += np.multiply.outer(b, dy, out=A)
+
+
+def regress_rows(X: np.ndarray, Yp: np.ndarray, dY: np.ndarray, obs, rho: np.ndarray | None,
+                 ordered: bool = False) -> np.ndarray:
+    r"""The rows ``X`` after the regressions of the observations ``obs``, in that order.
+
+    For each :math:`k` in ``obs`` (column ``j`` of the taper ``rho``, ``None``: no taper), the
+    rows move by :math:`\rho_{\cdot j}\, b\, \Delta y_k^T` with :math:`b` their regression
+    coefficient on the prior ``Yp[k]`` (:func:`regress`). Row by row (the default) the rows are
+    held as their mean and anomalies, :math:`X = \bar x 1^T + A`: each observation costs
+    :math:`b = A s` and :math:`A \mathrel{+}= b (\Delta y - \overline{\Delta y})^T`,
+    :math:`\bar x \mathrel{+}= b\, \overline{\Delta y}` (the same update, without
+    recomputing the mean). With ``ordered`` each observation is :func:`regress` with sums in
+    member order. Either way each row's result depends on that row only.
+
+    Returns
+    -------
+    numpy.ndarray
+        The analysis rows (a new array).
+    """
+    X = np.array(X, dtype=float, order="C")
+    if ordered:
+        for j, k in enumerate(obs):
+            regress(X, Yp[k], dY[k], None if rho is None else rho[:, j], True)
+        return X
+    mean = row_sums(X) / X.shape[1]
+    A = X - mean[:, None]
+    tmp = np.empty_like(A)
+    for j, k in enumerate(obs):
+        a = Yp[k] - Yp[k].mean()
+        aa = float(a @ a)
+        if aa == 0.0:  # a prior without spread: no regression (and zero increments)
+            continue
+        np.multiply(A, a / aa, out=tmp)
+        b = row_sums(tmp)
+        if rho is not None:
+            b *= rho[:, j]
+        dbar = dY[k].mean()
+        A += np.multiply.outer(b, dY[k] - dbar, out=tmp)
+        mean += b * dbar
+    return A + mean[:, None]
 
 
 @dataclass(frozen=True, eq=False)
@@ -199,17 +245,13 @@ class RegressionUpdate(Update):
             raise InputError(f"X has {X.shape[1]} members but the update was prepared for {N}")
         Xa = X.copy()  # rows no observation reaches keep their values
         if self.localization is None:
+            every = range(self.Yp.shape[0])
             for lo in range(0, X.shape[0], self.tile):
-                Xt = Xa[lo:lo + self.tile]  # a view: regressed in place
-                for k in range(self.Yp.shape[0]):
-                    regress(Xt, self.Yp[k], self.dY[k], None, self.ordered)
+                Xa[lo:lo + self.tile] = regress_rows(X[lo:lo + self.tile], self.Yp, self.dY, every, None, self.ordered)
             return Xa
         coords = row_coordinates(rows, X.shape[0], self.index.coords.shape[1])
         for part, obs, rho in row_tiles(coords, self.index, self.localization.radius, self.tile * N):
-            Xt = Xa[part]
-            for j, k in enumerate(obs):  # the sequence of observations, in index order
-                regress(Xt, self.Yp[k], self.dY[k], rho[:, j], self.ordered)
-            Xa[part] = Xt
+            Xa[part] = regress_rows(X[part], self.Yp, self.dY, obs, rho, self.ordered)  # obs in index order
         return Xa
 
 
@@ -228,8 +270,9 @@ class RegressionFilter(Scheme):
         Rows handled at once: the memory beyond the ensemble's rows is that of ``tile`` rows
         of ``N`` values.
     ordered
-        Sum over members in member order without BLAS (bitwise the implementation without
-        tiles) instead of row by row (faster); both are bitwise independent of the split.
+        Regress with sums over members in member order (bitwise the implementation without
+        tiles) instead of holding each tile's rows as mean and anomalies with numpy's row
+        sums (:func:`regress_rows`, faster); both are bitwise independent of the split.
 
     Raises
     ------
@@ -355,18 +398,20 @@ def regression_parallel(X, Y, y, R: ObsError, state_blocks, obs_blocks, *,
     rho = [localized_rows(obs.loc, Rows(coords=None if rows.coords is None else rows.coords[idx]),
                           idx.size, obs.obs_coords) for idx in sblocks]
     Yb = [obs.Y[idx].copy() for idx in oblocks]
+    sent = np.empty((2, m, N))  # the broadcast (prior, increments) of each observation
     for k in range(m):
         yk = Yb[owner[k]][pos[k]].copy()  # on the owner of k
         dy = obs_increments(yk, obs.y[k], obs.r[k], scheme.increments,
                             None if obs.eps is None else obs.eps[k], k)
-        for p in range(len(sblocks)):  # every process, with the broadcast (yk, dy)
-            regress(Xb[p], yk, dy, None if rho[p] is None else rho[p][:, k], scheme.ordered)
+        sent[:, k] = yk, dy
+        for p in range(len(sblocks)):  # every process, with the broadcast (yk, dy): its later priors
             later = oblocks[p] > k
             if later.any():
                 sub = Yb[p][later]
                 regress(sub, yk, dy, obs.rho_obs(oblocks[p][later], k), scheme.ordered)
                 Yb[p][later] = sub
+    # and its state rows, which nothing else reads, with the same sequence of (yk, dy)
     Xa = np.empty_like(X)
-    for idx, block in zip(sblocks, Xb):
-        Xa[idx] = block
+    for idx, block, r in zip(sblocks, Xb, rho):
+        Xa[idx] = regress_rows(block, sent[0], sent[1], range(m), r, scheme.ordered)
     return Xa
