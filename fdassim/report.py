@@ -9,6 +9,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .io import DIAGNOSTICS, FORMAT_VERSION
+from .smoothers import report as smoother_report
 
 __all__ = ["report"]
 
@@ -35,6 +36,7 @@ def _read(path: str) -> dict:
         out["completed"], out["cycles"] = k, int(h5.attrs["n_cycles"])
         out["members"] = int(h5.attrs["n_members"])
         out["fields"] = {}
+        out["smoother"] = smoother_report.read(h5, k)
         if "truth" in h5:
             for name in json.loads(h5.attrs["fields"]):
                 t = h5[f"truth/{name}"][:k]
@@ -63,6 +65,8 @@ def report(path: str, burn_in: int | None = None, figures: bool = True) -> str:
              f"{'':10s} {'RMSE':>10s} {'spread':>10s}"]
     for kind in ("forecast", "analysis"):
         lines.append(f"{kind:10s} {np.nanmean(d['rmse_' + kind][b:]):10.4f} {np.nanmean(d['spread_' + kind][b:]):10.4f}")
+    if d["smoother"] is not None:
+        lines += smoother_report.lines(d["smoother"], b)
     if d["fields"]:
         lines.append("RMSE by field (time average; last cycle):")
         for name, r in d["fields"].items():
@@ -81,6 +85,8 @@ def report(path: str, burn_in: int | None = None, figures: bool = True) -> str:
         for kind, style in (("forecast", "--"), ("analysis", "-")):
             ax.plot(d["times"], d["rmse_" + kind], style, label=f"RMSE {kind}")
             ax.plot(d["times"], d["spread_" + kind], style, alpha=0.6, label=f"spread {kind}")
+        if d["smoother"] is not None:
+            smoother_report.plot(ax, d["times"], d["smoother"])
         ax.set_xlabel("time")
         ax.set_yscale("log")
         ax.legend(ncol=2, fontsize=8)

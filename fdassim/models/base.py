@@ -81,6 +81,14 @@ sees it, but the model needs it to continue (Icepack's velocity, the initial gue
 next nonlinear solve; the previous tendency of a multistep scheme). It is stored in the
 run's restart slots with the state, so a killed run restarts bitwise.
 
+Re-running members (smoothers)
+------------------------------
+The SIEnKS and the IEnKS re-run members from their window's start: a forecast must depend
+only on the member's fields, carried ones included, never on state kept in the model or
+member object between calls or on random draws of its own. Declare what one forecast keeps
+for the next as a carried field; the smoother checks this before its first window and names
+the fields that differ otherwise (:mod:`fdassim.smoothers.base`).
+
 Nothing else is required: Lorenz-96, a Firedrake PDE, Icepack and ISSM plug in the same way.
 """
 

@@ -17,10 +17,13 @@ member's fields at ``t0``, the analysed and the carried ones (what the ensemble 
 writes back; a model keeps what its next forecast needs, such as the previous velocity of
 an ice-flow solve, in carried fields, :mod:`fdassim.models.base`), not on hidden state kept
 between calls (a counter, a solver's own copy of a solution, a random draw of its own), so
-that writing saved fields back into a member and forecasting again reproduces the run. The cycle checks
-this before the first window (it forecasts every member twice over the first interval
-and compares, bit for bit) and stops with a :class:`~fdassim.errors.ConfigError` naming
-the member otherwise.
+that writing saved fields back into a member and forecasting again reproduces the run. What
+a model must provide for this is therefore nothing beyond the protocol, but all of its state
+in its fields: whatever a forecast keeps for the next one is declared a carried field
+(``FieldSpec(name, carried=True)``). The cycle checks this before the first window (it runs
+every member twice over the first two intervals from the same fields and compares, bit for
+bit) and otherwise stops with a :class:`~fdassim.errors.ConfigError` naming the member, the
+fields that differ and this fix.
 """
 
 from __future__ import annotations

@@ -138,28 +138,48 @@ class Runner:
 
     # -- the re-run check ----------------------------------------------------------------------
     def check_rerun(self, method: str) -> None:
-        """Forecast the members twice over the first interval from the same fields; stop if they differ.
+        """Forecast the members twice over the first two intervals from the same fields (as a
+        window is re-run); stop if the two runs differ.
+
+        Two intervals, so that a model keeping its previous state hidden between forecasts
+        (a multistep scheme without a carried field) is caught too: its re-run starts from the
+        state the first run left behind.
 
         Raises
         ------
         ConfigError
-            On every rank, naming the lowest member whose two forecasts differ (see
-            :mod:`fdassim.smoothers.base`: re-runnable models).
+            On every rank, naming the lowest member whose two runs differ and the fields
+            that differ (see :mod:`fdassim.smoothers.base`: re-runnable models).
         """
         start = self.snapshot()
         counted = self.propagations, self.forecast_seconds
-        self.advance()
-        first = self.state()[0]
-        self.restore(start)
-        self.advance()
-        differ = np.flatnonzero(np.any(self.state()[0] != first, axis=0))
+        steps = min(2, self.last)
+        runs = []
+        for _ in range(2):
+            self.restore(start)
+            states = []
+            for _ in range(steps):
+                self.advance()
+                states.append(self.state()[0])
+            runs.append(np.concatenate(states, axis=1))
+        differ = (runs[0] != runs[1]).reshape(-1, steps, self.N).any(axis=1)  # (rows, members)
         self.restore(start)
         self.propagations, self.forecast_seconds = counted
-        bad = [m for part in self.ens.world.allgather(differ.tolist()) for m in part]
+        found = self.ens.world.allgather((np.flatnonzero(differ.any(axis=0)).tolist(),
+                                          self._fields_of(np.flatnonzero(differ.any(axis=1)))))
+        bad = [m for members, _ in found for m in members]
         if bad:
+            fields = sorted({name for _, names in found for name in names})
             raise ConfigError(
                 f"smoother.method: {method} re-runs members from the window's start, but "
                 f"{type(self.ens.model).__name__} is not re-runnable: forecasting member {min(bad)} twice from "
-                f"the same fields over [{self.times[0]}, {self.times[1]}] gave different states. Its forecast "
-                "must depend only on the member's fields, carried ones included (no hidden state, no random "
-                "draws of its own; see fdassim.smoothers.base); or use the EnKS, which never re-runs a member")
+                f"the same fields over [{self.times[0]}, {self.times[steps]}] gave different values of "
+                f"{', '.join(fields)}. Its forecast must depend only on the member's fields: keep what it needs "
+                "from one forecast to the next (a previous state, a solver's initial guess) in a carried field, "
+                "FieldSpec(name, carried=True), not in the model object, and draw no random numbers of its own "
+                "(see fdassim.models.base); or use the EnKS, which never re-runs a member")
+
+    def _fields_of(self, rows: np.ndarray) -> list[str]:
+        """The names of the fields that this rank's rows ``rows`` belong to."""
+        L, i = self.ens.layout, rows + self.ens.row_slice.start
+        return [f.name for f in L.fields if np.any((i >= L.slice(f.name).start) & (i < L.slice(f.name).stop))]

@@ -151,7 +151,8 @@ def test_smoother_refuses_a_model_that_cannot_be_rerun():
     ens = Ensemble(model, 4, comm=MPI.COMM_SELF, truth=True)
     obs = Observations(Identity("x"), ObsError.from_std(1.0))
     with pytest.raises(ConfigError, match=r"smoother.method: SIEnKS re-runs members from the window's start, "
-                                          r"but _HiddenState is not re-runnable: forecasting member 0 twice"):
+                                          r"but _HiddenState is not re-runnable: forecasting member 0 twice "
+                                          r"from the same fields over \[0.0, 2.0\] gave different values of x\."):
         smooth(ens, SIEnKS(lag=2), obs, np.arange(5.0), seed=1, progress=False)
     # the EnKS never re-runs a member: the same model runs
     res = smooth(Ensemble(model, 4, comm=MPI.COMM_SELF, truth=True), EnKS(lag=2), obs, np.arange(5.0), seed=1,
@@ -172,6 +173,36 @@ class _TwoStep(LinearModel):
         state["x"][...] = self.M @ x + 0.1 * (x - prev)
         state["x_prev"][...] = x
         return state
+
+
+class _TwoStepHidden(_TwoStep):
+    """:class:`_TwoStep` with the previous state kept in the model object instead of a carried field."""
+
+    fields = (FieldSpec("x"),)
+    prev = None
+
+    def new_state(self, comm=None):
+        return {"x": np.zeros(self.M.shape[0])}
+
+    def forecast(self, state, t0, t1):
+        x = state["x"].copy()
+        prev = x if self.prev is None else self.prev
+        state["x"][...] = self.M @ x + 0.1 * (x - prev)
+        self.prev = x
+        return state
+
+
+def test_smoother_refusal_names_the_missing_carried_field():
+    """The missing piece of a multistep model (its previous state, not declared carried) is caught
+    even though its first step from the start repeats exactly: the check re-runs two intervals,
+    and the error says to keep that state in a carried field."""
+    ens = Ensemble(_TwoStepHidden(0.9 * np.eye(3), np.zeros(3), np.eye(3)), 4, comm=MPI.COMM_SELF)  # batched
+    with pytest.raises(ConfigError, match=r"IEnKS re-runs members .* gave different values of x\. Its forecast "
+                                          r"must depend only on the member's fields: keep what it needs from one "
+                                          r"forecast to the next .* in a carried field, FieldSpec\(name, "
+                                          r"carried=True\)"):
+        smooth(ens, IEnKS(lag=2), Observations(Identity("x"), ObsError.from_std(1.0)), np.arange(4.0), seed=1,
+               progress=False)
 
 
 def test_smoother_restores_carried_fields_when_it_reruns_members():

@@ -86,3 +86,45 @@ def test_cli_runs_a_smoother_from_params_yaml(tmp_path, capsys):
     # a smoother run cannot be continued (yet): refused before anything is touched
     assert main(["run", str(params), "--restart"]) == 2
     assert "--restart: a smoother run cannot be continued from its store yet" in capsys.readouterr().err
+
+
+HEAT = {
+    "model": {"name": "heat"},
+    "ensemble": {"size": 6},
+    "observations": {"field": "temperature", "points": [[x, y] for x in (0.25, 0.75) for y in (0.25, 0.75)],
+                     "std": 0.1},
+    "smoother": {"method": "ienks", "options": {"lag": 2, "shift": 1, "mda": False}},
+    "run": {"cycles": 5, "interval": 0.2, "seed": 2, "progress": False},
+}
+
+
+def test_cli_smoother_on_a_firedrake_model_and_its_report(tmp_path, capsys):
+    """`fdassim run` with a smoother: section on another model of the protocol (the Firedrake heat
+    equation, a source parameter), then `fdassim report`: the smoother's row is the time average of
+    its stored RMSE and spread (4 windows leave times 0..3, of which 1..3 are observation times:
+    slots 0..2 of 5), its windows' costs are
+    reported, and the figure holds its curves."""
+    pytest.importorskip("firedrake", reason="the Firedrake stack is not installed (make install)")
+    import h5py
+
+    from fdassim.cli import main
+
+    out = tmp_path / "heat.h5"
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(dict(HEAT, output={"path": str(out)})))
+    assert main(["run", str(params)]) == 0
+    assert "ienks (lag 2, shift 1) on heat, N = 6" in capsys.readouterr().out
+    with h5py.File(out, "r") as h5:
+        rmse, spread = h5["diagnostics/rmse_smoother"][:], h5["diagnostics/spread_smoother"][:]
+        sims = h5["windows/simulations"][:]
+        assert h5["mean/smoother/source"].shape[0] == 5 and sims.shape == (4,)
+    assert np.isfinite(rmse[:3]).all() and np.isnan(rmse[3:]).all()  # the last L - 1 never left a window
+    assert np.all(sims >= 3)  # IEnKS SDA: at least two iterations (the second one's step is checked) + the shift
+    assert main(["report", str(out), "--burn-in", "1"]) == 0
+    text = capsys.readouterr().out
+    row = next(line for line in text.splitlines() if line.startswith("smoother"))
+    assert [float(v) for v in row.split()[1:3]] == pytest.approx([rmse[1:3].mean(), spread[1:3].mean()], rel=1e-3)
+    assert "(2 times smoothed to the end)" in row
+    assert (f"IEnKS(lag=2, shift=1, finite_size=False, eps_N=None, mda=False, tol=0.001, max_iter=10): 4 of 4 "
+            f"windows run; per window {sims[1:].mean():.2f} ensemble simulations" in text)
+    assert (tmp_path / "heat-rmse.png").stat().st_size > 10_000
