@@ -41,17 +41,20 @@ key (``filter.options.lam``) and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import enum
+import hashlib
 import importlib
+import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .errors import ConfigError
-from .typed import build
+from .typed import OnRestart, build, setting
 
-__all__ = ["Settings", "load", "parse", "SCHEMES", "SMOOTHERS", "MODELS", "INFLATIONS"]
+__all__ = ["Settings", "load", "parse", "restart_differences", "SCHEMES", "SMOOTHERS", "MODELS", "INFLATIONS"]
 
 #: scheme name -> "module:Class" (imported when used)
 SCHEMES = {
@@ -99,14 +102,17 @@ def _choice(registry: dict[str, str], name: Any, key: str):
 
 @dataclass(frozen=True)
 class ModelSettings:
-    name: str
-    options: dict = field(default_factory=dict)
+    name: str = setting(doc="the model: " + ", ".join(MODELS))
+    options: dict = setting(default_factory=dict, doc="the model's options (see the model's own table below)")
 
 
 @dataclass(frozen=True)
 class EnsembleSettings:
-    size: int
-    ranks_per_member: int | None = None
+    size: int = setting(doc="number of members N (at least 2)")
+    ranks_per_member: int | None = setting(
+        None, restart=OnRestart.FREE,
+        doc="ranks over which each member's mesh is split; null: 1, or more when mpiexec gives more ranks "
+            "than members (a restart must split the mesh the same way)")
 
     def __post_init__(self):
         if self.size < 2:
@@ -117,12 +123,16 @@ class EnsembleSettings:
 
 @dataclass(frozen=True)
 class ObservationSettings:
-    field: str = "x"
-    every: int | None = None
-    indices: tuple[int, ...] | None = None
-    points: tuple[tuple[float, ...], ...] | None = None
-    std: float = 1.0
-    file: str | None = None
+    field: str = setting("x", doc="the observed field of the model's state")
+    every: int | None = setting(None, doc="observe every k-th value of an array field (default 1)")
+    indices: tuple[int, ...] | None = setting(None, doc="observe the values at these indices of an array field")
+    points: tuple[tuple[float, ...], ...] | None = setting(
+        None, doc="observe a Firedrake field at these points, [[x, y], ...]")
+    std: float = setting(1.0, doc="observation-error standard deviation")
+    file: str | None = setting(
+        None, input_file=True,
+        doc="observed values: .npz or .h5 holding `y` of shape (cycles, m); null: a twin experiment "
+            "draws them from the truth (relative to the working directory)")
 
     def __post_init__(self):
         chosen = [k for k in ("every", "indices", "points") if getattr(self, k) is not None]
@@ -132,6 +142,9 @@ class ObservationSettings:
             raise ConfigError(f"observations.every: must be at least 1, got {self.every}")
         if self.indices is not None and len(self.indices) == 0:
             raise ConfigError("observations.indices: empty; list at least one index")
+        if self.indices is not None and len(set(self.indices)) < len(self.indices):
+            twice = sorted({i for i in self.indices if self.indices.count(i) > 1})
+            raise ConfigError(f"observations.indices: {twice} listed more than once; list each index once")
         if self.points is not None and len(self.points) == 0:
             raise ConfigError("observations.points: empty; list at least one point")
         if not (np.isfinite(self.std) and self.std > 0):
@@ -142,24 +155,25 @@ class ObservationSettings:
 
 @dataclass(frozen=True)
 class FilterSettings:
-    scheme: str
-    options: dict = field(default_factory=dict)
+    scheme: str = setting(doc="the analysis scheme: " + ", ".join(SCHEMES))
+    options: dict = setting(default_factory=dict, doc="the scheme's options (see the scheme's own table below)")
 
 
 @dataclass(frozen=True)
 class SmootherSettings:
-    method: str
-    options: dict = field(default_factory=dict)
+    method: str = setting(doc="the fixed-lag smoother: " + ", ".join(SMOOTHERS))
+    options: dict = setting(default_factory=dict, doc="the smoother's options (see the smoother's own table below)")
 
 
 @dataclass(frozen=True)
 class RunSettings:
-    cycles: int
-    interval: float
-    t0: float = 0.0
-    seed: int = 1
-    twin: bool = True
-    progress: bool = True
+    cycles: int = setting(restart=OnRestart.GROW,
+                          doc="number of analysis cycles; raise it and --restart to extend a stored run")
+    interval: float = setting(doc="time between analyses, a whole number of the model's time steps")
+    t0: float = setting(0.0, doc="time of the initial ensemble; the analyses are at t0 + k * interval")
+    seed: int = setting(1, doc="seed of every random draw (initial members, observation noise, perturbations)")
+    twin: bool = setting(True, doc="a twin experiment: draw a truth too and observe it; false needs observations.file")
+    progress: bool = setting(True, restart=OnRestart.FREE, doc="show a progress bar (on rank 0)")
 
     def __post_init__(self):
         if self.cycles < 1:
@@ -172,22 +186,36 @@ class RunSettings:
 
 @dataclass(frozen=True)
 class OutputSettings:
-    path: str = "run.h5"
-    store_ensembles: bool = True
+    path: str = setting("run.h5", restart=OnRestart.FREE,
+                        doc="the run's HDF5 store (relative to the working directory; missing directories are made)")
+    store_ensembles: bool = setting(
+        True, restart=OnRestart.FREE,
+        doc="store every member at every cycle; false keeps means, truth and diagnostics only (a restart "
+            "keeps what the store was made with)")
+    commit_seconds: float = setting(
+        1.0, restart=OnRestart.FREE,
+        doc="at most this many seconds between commits to the store (a killed run loses at most this much "
+            "work); 0 commits every cycle")
+
+    def __post_init__(self):
+        if not (np.isfinite(self.commit_seconds) and self.commit_seconds >= 0):
+            raise ConfigError(f"output.commit_seconds: must be a number >= 0, got {self.commit_seconds}")
 
 
 @dataclass(frozen=True)
 class Settings:
     """The validated settings of a run, with the objects they describe already built."""
 
-    model: ModelSettings
-    ensemble: EnsembleSettings
-    observations: ObservationSettings
-    run: RunSettings
-    filter: FilterSettings | None = None
-    smoother: SmootherSettings | None = None
-    inflation: tuple = ()
-    output: OutputSettings = field(default_factory=OutputSettings)
+    model: ModelSettings = setting(doc="the model")
+    ensemble: EnsembleSettings = setting(doc="the ensemble")
+    observations: ObservationSettings = setting(doc="what is observed, and with what error")
+    run: RunSettings = setting(doc="the cycles")
+    filter: FilterSettings | None = setting(None, doc="the analysis scheme of a filter run (or give smoother:)")
+    smoother: SmootherSettings | None = setting(None, doc="the fixed-lag smoother of a smoother run (or give filter:)")
+    inflation: tuple = setting((), doc="inflation, applied in order: a list of {kind: options} "
+                                       "(kinds: " + ", ".join(INFLATIONS) + ")")
+    output: OutputSettings = setting(default_factory=OutputSettings, doc="where the run is stored",
+                                     restart=OnRestart.FREE)
 
     def __post_init__(self):
         if (self.filter is None) == (self.smoother is None):
@@ -228,6 +256,81 @@ class Settings:
             (kind, options), = entry.items()
             items.append(build(_choice(INFLATIONS, kind, f"{key}"), options, f"{key}.{kind}"))
         return items[0] if len(items) == 1 else Chain(tuple(items))
+
+    def result_settings(self) -> dict[str, Any]:
+        """The settings a restart must keep, flattened to ``{key path: value}`` (JSON-able).
+
+        Every key whose :func:`~fdassim.typed.setting` says :attr:`OnRestart.SAME`, with
+        the model's, scheme's and inflations' options taken from the built objects (so a
+        default written out equals one left out), and the contents of input files (their
+        SHA-256). Stored with the run and compared by :func:`restart_differences`.
+        """
+        out: dict[str, Any] = {}
+        for section in dataclasses.fields(self):
+            value = getattr(self, section.name)
+            if value is None:  # filter: or smoother:, whichever is not given
+                out[section.name] = None
+            if section.name == "inflation" or not dataclasses.is_dataclass(value):
+                continue
+            for f in dataclasses.fields(value):
+                key = f"{section.name}.{f.name}"
+                if f.metadata.get("restart", OnRestart.SAME) is not OnRestart.SAME or f.name == "options":
+                    continue
+                v = getattr(value, f.name)
+                _flatten(v, key, out)
+                if f.metadata.get("input_file") and v is not None:
+                    with open(v, "rb") as fh:
+                        out[f"{key} (contents, sha256)"] = hashlib.sha256(fh.read()).hexdigest()
+        _flatten(self.make_model(), "model.options", out)
+        if self.filter is not None:
+            _flatten(self.make_scheme(), "filter.options", out)
+        if self.smoother is not None:
+            _flatten(self.make_smoother(), "smoother.options", out)
+        out["inflation"] = [next(iter(e)) for e in self.inflation]
+        built = self.make_inflation()
+        items = () if built is None else (built.items if len(self.inflation) > 1 else (built,))
+        for i, (entry, item) in enumerate(zip(self.inflation, items)):
+            _flatten(item, f"inflation[{i}].{next(iter(entry))}", out)
+        return json.loads(json.dumps(out))  # the form it takes in the store
+
+
+def _flatten(value: Any, key: str, out: dict) -> None:
+    """``value`` as ``{key path: JSON value}``: dataclasses and mappings by field, enums by value."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            if f.init and not f.name.startswith("_"):
+                _flatten(getattr(value, f.name), f"{key}.{f.name}", out)
+    elif isinstance(value, dict) and value:
+        for k, v in value.items():
+            _flatten(v, f"{key}.{k}", out)
+    elif isinstance(value, enum.Enum):
+        _flatten(value.value, key, out)
+    elif isinstance(value, (list, tuple, np.ndarray)) and any(
+            dataclasses.is_dataclass(v) or isinstance(v, dict) for v in value):
+        for i, v in enumerate(value):
+            _flatten(v, f"{key}[{i}]", out)
+    elif isinstance(value, np.ndarray):
+        out[key] = value.tolist()
+    elif isinstance(value, (np.generic,)):
+        out[key] = value.item()
+    elif value is None or isinstance(value, (str, int, float, bool, list, tuple, dict)):
+        out[key] = list(value) if isinstance(value, tuple) else value
+    else:  # an object we cannot look into: its type, never its address
+        text = repr(value)
+        out[key] = type(value).__name__ if " at 0x" in text else text
+
+
+def restart_differences(stored: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """The keys whose values differ between a stored run's :meth:`Settings.result_settings` and
+    this run's, as ``key: stored -> now`` lines (empty when a restart may go on)."""
+    missing = object()
+    lines = []
+    for key in sorted(set(stored) | set(now)):
+        a, b = stored.get(key, missing), now.get(key, missing)
+        if a != b:
+            show = [("(not set)" if v is missing else json.dumps(v)) for v in (a, b)]
+            lines.append(f"{key}: {show[0]} (stored) -> {show[1]} (now)")
+    return lines
 
 
 def parse(data: Any, source: str = "params.yaml") -> Settings:
@@ -276,7 +379,29 @@ def load(path: str) -> Settings:
         raise ConfigError(f"no settings file {path!r}")
     with open(path) as fh:
         try:
-            data = yaml.safe_load(fh)
+            data = yaml.load(fh, Loader=_strict_loader(path))
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     return parse(data, path)
+
+
+def _strict_loader(path: str):
+    """A safe YAML loader that refuses a key given twice in one mapping (YAML takes the last)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key != "<<" and key in seen:
+                raise ConfigError(f"{path}: line {line}: duplicate key {key!r} (first given on line {seen[key]}); "
+                                  "give each key once")
+            seen.setdefault(key, line)
+        return loader.construct_mapping(node, deep=deep)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return Loader

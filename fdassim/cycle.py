@@ -17,12 +17,15 @@ continues from its last completed cycle (``restart=True``) with the same result.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .analysis.base import AnalysisContext, Scheme
+from .divergence import divergence
 from .ensemble import Ensemble
+from .errors import DivergenceWarning
 from .io import TIMING, Store
 from .observations import Observations
 
@@ -43,12 +46,15 @@ class CycleResult:
     spread_analysis: np.ndarray
     timing: dict[str, float] = field(default_factory=dict)
     first_cycle: int = 0
+    diverged_at: int | None = None  # the cycle a divergence was first seen (fdassim.divergence)
 
     def summary(self, burn_in: int = 0) -> dict[str, float]:
         """Time averages after ``burn_in`` cycles."""
         s = slice(burn_in, None)
-        return {name: float(np.nanmean(getattr(self, name)[s]))
-                for name in ("rmse_forecast", "rmse_analysis", "spread_forecast", "spread_analysis")}
+        values = {name: getattr(self, name)[s] for name in
+                  ("rmse_forecast", "rmse_analysis", "spread_forecast", "spread_analysis")}
+        # no truth: RMSEs are all NaN, and so is their mean (without numpy's warning)
+        return {name: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for name, v in values.items()}
 
 
 def rmse_spread(ens: Ensemble, X: np.ndarray, truth: np.ndarray | None) -> tuple[float, float]:
@@ -151,6 +157,14 @@ def _cycles(ensemble, scheme, observations, times, seed, inflation, store, k0, p
 
         out.rmse_forecast[k], out.spread_forecast[k] = rmse_spread(ensemble, Xf, truth)
         out.rmse_analysis[k], out.spread_analysis[k] = rmse_spread(ensemble, Xa, truth)
+        if out.diverged_at is None:
+            why = divergence(out.rmse_analysis, out.spread_analysis, k)
+            if why:  # warn once, and say so in the store
+                out.diverged_at = k
+                if store is not None:
+                    store.flag_divergence(k)
+                if rank0:
+                    warnings.warn(why, DivergenceWarning, stacklevel=2)
         if store is not None:
             diag = {name: getattr(out, name)[k] for name in
                     ("rmse_forecast", "rmse_analysis", "spread_forecast", "spread_analysis")}

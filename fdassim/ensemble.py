@@ -38,6 +38,7 @@ import numpy as np
 
 from . import faults
 from .analysis.base import Rows
+from .checks import check_memory
 from .errors import ConfigError, MemberFailure, ModelError
 from .layout import Layout, State
 from .models.base import Member, call_hook, check_model, make_domain, make_member
@@ -98,16 +99,13 @@ class Ensemble:
         self.world = comm
         G, g = self.ens_comm.size, self.ens_comm.rank
         self.groups = G
-        self.owner = np.arange(self.n_total) % G  # member -> group
-        self.local = [int(i) for i in np.flatnonzero(self.owner == g)]  # members held here
-        self.batched = bool(getattr(model, "batched", False))
         #: what the members on this spatial communicator share (mesh, spaces, servers)
         self.domain = make_domain(model, self.comm)
-        #: the local members' objects, in the order of ``local``
-        self.members: list[Member] = [make_member(model, self.domain, i) for i in self.local]
-        self._spare = None if self.members else make_member(model, self.domain, -1)
+        # one member first (group g's first is member g; a spare where the group has none),
+        # for the shapes and the memory check before the others are made
+        head = make_member(model, self.domain, g if g < self.n_total else -1)
         #: one state with every field, for shapes and spaces (a local member's, or a spare's)
-        self.template: State = (self.members[0] if self.members else self._spare).state
+        self.template: State = head.state
         analysed = tuple(f for f in model.fields if not f.carried)
         carried = tuple(f for f in model.fields if f.carried)
         arrays = [f.name for f in model.fields if not hasattr(self.template[f.name], "function_space")]
@@ -123,6 +121,14 @@ class Ensemble:
         if self.geometry is not None and coords is not None and coords.shape[1] != self.geometry.dim:
             raise ConfigError(f"the model's geometry is {self.geometry.dim}-D (periodic={self.geometry.periodic}) "
                               f"but its fields' positions are {coords.shape[1]}-D")
+        check_memory(self.layout.n_global, self.n_total, comm)  # before any other per-member allocation
+        self.owner = np.arange(self.n_total) % G  # member -> group
+        self.local = [int(i) for i in np.flatnonzero(self.owner == g)]  # members held here
+        self.batched = bool(getattr(model, "batched", False))
+        #: the local members' objects, in the order of ``local``
+        self.members: list[Member] = [head] + [make_member(model, self.domain, i) for i in self.local[1:]] \
+            if self.local else []
+        self._spare = None if self.members else head
         # every group must split the mesh identically for the row transpose
         sizes = self.ens_comm.allgather(self.layout.n_local)
         if len(set(sizes)) != 1:

@@ -6,7 +6,8 @@ there is one, the fix.
 
 from __future__ import annotations
 
-__all__ = ["FdassimError", "ConfigError", "InputError", "ObservationError", "ModelError", "MemberFailure"]
+__all__ = ["FdassimError", "ConfigError", "InputError", "ObservationError", "ModelError", "MemberFailure",
+           "StoreError", "DivergenceWarning"]
 
 
 class FdassimError(Exception):
@@ -23,6 +24,14 @@ class InputError(FdassimError, ValueError):
 
 class ObservationError(FdassimError, ValueError):
     """Observations, their operator or their error covariance are inconsistent."""
+
+
+class StoreError(FdassimError, OSError):
+    """A run store cannot be made, locked, opened or grown (busy, unreadable, no space)."""
+
+
+class DivergenceWarning(UserWarning):
+    """The filter has lost the truth: its analysis error is many times its spread."""
 
 
 class ModelError(FdassimError, RuntimeError):

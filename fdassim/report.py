@@ -7,8 +7,10 @@ import os
 
 import numpy as np
 
+from .divergence import ADVICE
 from .errors import ConfigError
-from .io import DIAGNOSTICS, FORMAT_VERSION
+from .io import DIAGNOSTICS, FORMAT_VERSION, read_status
+from .lock import describe_holder, read_holder
 from .smoothers import report as smoother_report
 
 __all__ = ["report"]
@@ -20,7 +22,7 @@ def _read(path: str) -> dict:
     if not os.path.isfile(path):
         raise ConfigError(f"no run store {path!r}")
     try:
-        h5 = h5py.File(path, "r")
+        h5 = h5py.File(path, "r", locking=False)  # readable while a run writes it
     except OSError as exc:
         raise ConfigError(f"{path!r} is not an HDF5 run store: {exc}") from None
     with h5:
@@ -35,6 +37,8 @@ def _read(path: str) -> dict:
         out["init"] = float(h5["timing/init"][()])
         out["completed"], out["cycles"] = k, int(h5.attrs["n_cycles"])
         out["members"] = int(h5.attrs["n_members"])
+        out["status"] = read_status(h5)
+        out["divergence"] = int(h5["divergence"][()]) if "divergence" in h5 else -1
         out["fields"] = {}
         out["smoother"] = smoother_report.read(h5, k)
         if "truth" in h5:
@@ -43,6 +47,18 @@ def _read(path: str) -> dict:
                 out["fields"][name] = {kind: np.sqrt(np.mean((h5[f"mean/{kind}/{name}"][:k] - t) ** 2, axis=1))
                                        for kind in ("forecast", "analysis")}
     return out
+
+
+def _status(path: str, d: dict) -> str:
+    """The stored status, with what the lock says about a run that is not finished."""
+    status = d["status"]
+    if status != "running":
+        return status
+    holder = read_holder(path)
+    if holder is not None:
+        return f"running ({describe_holder(holder)})"
+    return (f"interrupted after {d['completed']} of {d['cycles']} cycles (the run stopped without finishing: "
+            "killed?); continue it with fdassim run --restart")
 
 
 def report(path: str, burn_in: int | None = None, figures: bool = True) -> str:
@@ -58,11 +74,18 @@ def report(path: str, burn_in: int | None = None, figures: bool = True) -> str:
     """
     d = _read(path)
     k = d["completed"]
+    status = _status(path, d)
     if k == 0:
-        return f"{path}: no completed cycle yet (0 of {d['cycles']})"
+        return f"{path}: no completed cycle yet (0 of {d['cycles']})\nstatus: {status}"
+    if burn_in is not None and not 0 <= burn_in < k:
+        raise ConfigError(f"report --burn-in: {burn_in} leaves no cycle to average: {path!r} holds {k} completed "
+                          f"cycles; give 0 to {k - 1}")
     b = min(k // 10, 100) if burn_in is None else burn_in
-    lines = [f"{path}: {k} of {d['cycles']} cycles, N = {d['members']}, averages after {b} cycles",
-             f"{'':10s} {'RMSE':>10s} {'spread':>10s}"]
+    lines = [f"{path}: {k} of {d['cycles']} cycles, N = {d['members']}, averages after {b} cycles "
+             f"(the first {b} left out as burn-in)", f"status: {status}"]
+    if d["divergence"] >= 0:
+        lines.append(f"warning: the filter diverged at cycle {d['divergence']} ({ADVICE})")
+    lines.append(f"{'':10s} {'RMSE':>10s} {'spread':>10s}")
     for kind in ("forecast", "analysis"):
         lines.append(f"{kind:10s} {np.nanmean(d['rmse_' + kind][b:]):10.4f} {np.nanmean(d['spread_' + kind][b:]):10.4f}")
     if d["smoother"] is not None:

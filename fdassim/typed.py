@@ -16,9 +16,44 @@ from typing import Any, Mapping
 
 from .errors import ConfigError
 
-__all__ = ["build", "allowed"]
+__all__ = ["build", "allowed", "setting", "OnRestart"]
 
 _NONE = type(None)
+
+
+class OnRestart(enum.Enum):
+    """What ``fdassim run --restart`` does when a setting differs from the stored run's."""
+
+    SAME = "same"  #: refuse: it changes the result (the default)
+    FREE = "free"  #: accept: it cannot change the result (a progress bar, where files go)
+    GROW = "grow"  #: accept a larger value by growing the store (``run.cycles``)
+
+
+def setting(default: Any = dataclasses.MISSING, *, doc: str, default_factory: Any = dataclasses.MISSING,
+            restart: OnRestart = OnRestart.SAME, input_file: bool = False) -> Any:
+    """A field of a settings dataclass, with its meaning for the reference of keys.
+
+    Parameters
+    ----------
+    default, default_factory
+        As for :func:`dataclasses.field`; neither makes the key required.
+    doc
+        What the key means, one or two sentences (``fdassim keys`` prints it).
+    restart
+        Whether a restart may change it (see :class:`OnRestart`); by default it may not,
+        since it may change the result.
+    input_file
+        The value is the path of an input file: a restart compares the file's contents too.
+
+    Examples
+    --------
+    >>> from dataclasses import dataclass
+    >>> @dataclass(frozen=True)
+    ... class Example:
+    ...     size: int = setting(10, doc="number of members")
+    """
+    return dataclasses.field(default=default, default_factory=default_factory,
+                             metadata={"doc": doc, "restart": restart, "input_file": input_file})
 
 
 def allowed(cls) -> str:
@@ -45,6 +80,10 @@ def build(cls, data: Any, path: str):
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init and not f.name.startswith("_")}
     unknown = [k for k in data if k not in fields]
     if unknown:
+        if not path:
+            raise ConfigError(f"unknown top-level key {unknown[0]!r}; allowed keys are: {allowed(cls)}")
+        if not fields:
+            raise ConfigError(f"{path}: unknown key {unknown[0]!r}; {cls.__name__} takes no options")
         raise ConfigError(f"{path}: unknown key {unknown[0]!r}; allowed keys are: {allowed(cls)}")
     kwargs = {}
     for name, f in fields.items():
@@ -59,7 +98,7 @@ def build(cls, data: Any, path: str):
         msg = str(exc)
         raise ConfigError(msg if msg.startswith(path) else f"{path}: {msg}") from None
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        raise ConfigError(f"{path}: {exc}" if path else str(exc)) from None
 
 
 def convert(tp, value: Any, key: str):

@@ -134,3 +134,53 @@ def test_config_ranks_per_member_split_only_when_ranks_outnumber_members():
     assert [auto_ranks_per_member(P, 5) for P in (1, 2, 4, 5, 6, 8, 12, 7)] == [1, 1, 1, 1, 2, 2, 3, 7]
     with pytest.raises(ConfigError, match="ensemble.ranks_per_member: must be at least 1, got 0"):
         parse(changed("ensemble.ranks_per_member", 0))
+
+
+def test_config_duplicate_yaml_key_names_the_key_and_lines(tmp_path):
+    f = tmp_path / "dup.yaml"
+    f.write_text(yaml.safe_dump(GOOD, sort_keys=False).replace("  size: 20\n", "  size: 20\n  size: 30\n"))
+    with pytest.raises(ConfigError, match=r"dup.yaml: line \d+: duplicate key 'size' \(first given on line \d+\); "
+                                          r"give each key once"):
+        load(str(f))
+
+
+def test_config_unknown_top_level_key_and_scheme_without_options():
+    with pytest.raises(ConfigError, match=r"^unknown top-level key 'runn'; allowed keys are: model, ensemble"):
+        parse(dict(GOOD, runn={}))
+    with pytest.raises(ConfigError, match=r"^filter.options: unknown key 'lam'; ETKF takes no options$"):
+        parse(changed("filter.options", {"lam": 1.0}))
+
+
+def test_config_duplicate_indices_are_refused():
+    with pytest.raises(ConfigError, match=r"observations.indices: \[2, 5\] listed more than once"):
+        parse(changed("observations", {"field": "x", "indices": [5, 2, 5, 2, 7]}))
+
+
+def test_config_restart_differences_name_each_changed_key():
+    from fdassim.config import restart_differences
+
+    base = parse(GOOD).result_settings()
+    # defaults written out, a progress bar, another output path: the same result
+    same = changed("filter.options", {})
+    same["run"] = dict(same["run"], progress=False)
+    same["output"] = {"path": "elsewhere.h5", "store_ensembles": False}
+    assert restart_differences(base, parse(same).result_settings()) == []
+    # run.cycles may grow (the store is extended), so it is not compared here
+    assert restart_differences(base, parse(changed("run.cycles", 20)).result_settings()) == []
+    other = changed("inflation", [{"multiplicative": {"lam": 1.05}}])
+    other["run"] = dict(other["run"], seed=4)
+    other["model"] = {"name": "lorenz96", "options": {"n": 40, "F": 8.5, "dt": 0.05}}
+    diffs = restart_differences(base, parse(other).result_settings())
+    assert diffs == ["inflation[0].multiplicative.lam: 1.02 (stored) -> 1.05 (now)",
+                     "model.options.F: 8.0 (stored) -> 8.5 (now)", "run.seed: 3 (stored) -> 4 (now)"]
+
+
+def test_config_restart_compares_the_observation_file_contents(tmp_path):
+    from fdassim.config import restart_differences
+
+    f = tmp_path / "obs.npz"
+    np.savez(f, y=np.zeros((10, 20)))
+    before = parse(changed("observations.file", str(f))).result_settings()
+    np.savez(f, y=np.ones((10, 20)))
+    diffs = restart_differences(before, parse(changed("observations.file", str(f))).result_settings())
+    assert len(diffs) == 1 and diffs[0].startswith("observations.file (contents, sha256): ")

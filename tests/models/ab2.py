@@ -89,7 +89,9 @@ def run(path, restart=False, comm=None):
     ensemble = Ensemble(model, 6, comm=comm, truth=True)
     observations = Observations(Subset(tuple(range(0, model.n, 2))), ObsError.from_std(1.0))
     times = 0.05 * np.arange(7)
-    store = Store.open(path, ensemble) if restart else Store.create(path, ensemble, times, m=model.n // 2)
+    # commit every cycle (not every second), so a kill in cycle k leaves k cycles to restart from
+    store = (Store.open(path, ensemble, commit_seconds=0) if restart
+             else Store.create(path, ensemble, times, m=model.n // 2, commit_seconds=0))
     with store:
         return assimilate(ensemble, ETKF(), observations, times, seed=3, store=store, restart=restart,
                           inflation=Multiplicative(1.05), progress=False)
