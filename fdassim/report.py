@@ -57,8 +57,9 @@ def _status(path: str, d: dict) -> str:
     holder = read_holder(path)
     if holder is not None:
         return f"running ({describe_holder(holder)})"
+    advice = "continue it with fdassim run --restart" if d["smoother"] is None else smoother_report.RESTART
     return (f"interrupted after {d['completed']} of {d['cycles']} cycles (the run stopped without finishing: "
-            "killed?); continue it with fdassim run --restart")
+            f"killed?); {advice}")
 
 
 def report(path: str, burn_in: int | None = None, figures: bool = True) -> str:

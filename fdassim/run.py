@@ -231,7 +231,7 @@ def _print_summary(settings: Settings, plan: Plan, result, saved: list[str]) -> 
           f"analysis RMSE {s['rmse_analysis']:.4f}, spread {s['spread_analysis']:.4f}; "
           f"forecast RMSE {s['rmse_forecast']:.4f}, spread {s['spread_forecast']:.4f}")
     if smoother is not None:
-        print(f"  smoother RMSE {s['rmse_smoother']:.4f}, spread {s['spread_smoother']:.4f}; per cycle "
+        print(f"  smoother RMSE {s['rmse_smoother']:.4f}, spread {s['spread_smoother']:.4f}; per window "
               f"{s['simulations']:.2f} ensemble simulations ({s['propagations']:.1f} forecast intervals)")
     if getattr(result, "diverged_at", None) is not None:
         print(f"  warning: the filter diverged at cycle {result.diverged_at} ({ADVICE}; see the README)")

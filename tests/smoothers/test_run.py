@@ -128,3 +128,38 @@ def test_cli_smoother_on_a_firedrake_model_and_its_report(tmp_path, capsys):
     assert (f"IEnKS(lag=2, shift=1, finite_size=False, eps_N=None, mda=False, tol=0.001, max_iter=10): 4 of 4 "
             f"windows run; per window {sims[1:].mean():.2f} ensemble simulations" in text)
     assert (tmp_path / "heat-rmse.png").stat().st_size > 10_000
+
+
+def test_killed_smoother_run_is_refused_a_restart_and_started_again(tmp_path, capsys):
+    """A smoother run killed in a forecast (a process of its own) cannot be continued: its store
+    says it was interrupted and to start again with --overwrite, `--restart` is refused before
+    anything is touched (the store is left as the kill left it), and `--overwrite` runs it to the end."""
+    pytest.importorskip("firedrake", reason="the Firedrake stack is not installed (make install)")
+    import os
+    import subprocess
+    import sys
+
+    import h5py
+
+    from fdassim.cli import main
+    from fdassim.report import report
+
+    out = tmp_path / "killed.h5"
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(_settings(output={"path": str(out)})))
+    env = {k: v for k, v in os.environ.items() if k != "PETSC_OPTIONS"}
+    env["FDASSIM_KILL_AT"] = "forecast:8"
+    killed = subprocess.run([sys.executable, "-m", "fdassim.cli", "run", str(params)], env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert killed.returncode != 0, "the fault did not fire"
+    text = report(str(out), figures=False)
+    assert ("status: interrupted after" in text and "a smoother run cannot be continued: start it again with "
+            "fdassim run --overwrite" in text), text
+    before = out.stat().st_mtime_ns
+    assert main(["run", str(params), "--restart"]) == 2
+    assert "--restart: a smoother run cannot be continued from its store" in capsys.readouterr().err
+    assert out.stat().st_mtime_ns == before
+    assert main(["run", str(params), "--overwrite"]) == 0
+    with h5py.File(out, "r") as h5:
+        assert int(h5["completed"][()]) == 20 and np.isfinite(h5["windows/simulations"][:]).all()
+    assert "status: completed" in report(str(out), figures=False)
