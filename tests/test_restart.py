@@ -104,9 +104,19 @@ def test_restart_after_kill_reproduces_uninterrupted_run(tmp_path, capsys, param
 
     with h5py.File(path, "r") as h5:  # the store survived the kill, committed up to the cycle before
         assert int(h5["completed"][()]) == int(kill_at.split(":")[1])
+    if ranks == 1:  # the killed run continued with other settings: refused, naming each, store untouched
+        changed = dict(params, run=dict(params["run"], seed=12), filter={"scheme": "etkf"})
+        capsys.readouterr()
+        assert inproc(changed, tmp_path, "killed", "--restart")[0] == 2
+        err = capsys.readouterr().err
+        assert "ended without finishing" in err  # the dead run's lock file, taken over (and released)
+        assert "run.seed: 11 (stored) -> 12 (now)" in err and 'filter.scheme: "enkf" (stored) -> "etkf" (now)' in err
+        with h5py.File(path, "r") as h5:
+            assert int(h5["completed"][()]) == int(kill_at.split(":")[1])
     again, _ = fdassim(params, tmp_path, "killed", "--restart", ranks=ranks)
     assert again.returncode == 0, again.stderr
-    assert "ended without finishing" in again.stderr  # the dead run's lock file, taken over
+    if ranks > 1:
+        assert "ended without finishing" in again.stderr  # the dead run's lock file, taken over
     assert PETSC_UNUSED not in again.stdout + again.stderr
     assert_same_run(ref_path, path)
     # the printed summary covers the whole run, cycles before the kill included
@@ -178,6 +188,33 @@ def test_second_writer_is_refused_naming_the_running_one(tmp_path, capsys):
 
     with StoreLock(path) as lock:  # free again; the dead run's record is recognised
         assert lock.stale["pid"] == first.pid
+
+
+def test_two_runs_started_at_once_on_a_new_store(tmp_path):
+    """Two real processes started together on one new output.path: one runs, the other is
+    refused naming the first's process id, and exits with 2 (not 0)."""
+    import time
+
+    long = dict(L96, run=dict(L96["run"], cycles=200000), output={"commit_seconds": 0.5})
+    cmd, path = _command(long, tmp_path, "race")
+    procs = [subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    try:
+        deadline = time.monotonic() + 180
+        while all(p.poll() is None for p in procs):
+            assert time.monotonic() < deadline, "neither run was refused"
+            time.sleep(0.2)
+        refused = next(p for p in procs if p.poll() is not None)
+        running = next(p for p in procs if p is not refused)
+        err = refused.communicate()[1]
+        assert refused.returncode == 2, err
+        assert f"is being written by another run (pid {running.pid} on host" in err, err
+        assert running.poll() is None  # the first goes on
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.communicate()
 
 
 def test_restart_without_store_starts_from_the_beginning(tmp_path, capsys):

@@ -35,6 +35,7 @@ def test_every_command_has_help(command, capsys):
 
 @pytest.mark.parametrize("args, match", [
     (["run", "p.yaml", "--timeout", "-1"], "argument --timeout: must be a positive, finite number of seconds, got '-1'"),
+    (["check", "--timeout", "-1"], "argument --timeout: must be a positive, finite number of seconds, got '-1'"),
     (["assimilate", "p.yaml", "--timeout", "inf"], "must be a positive, finite number of seconds, got 'inf'"),
     (["start", "--servers", "0"], "argument --servers: must be at least 1, got '0'"),
     (["start", "--startup-timeout", "soon"], "expected a number of seconds, got 'soon'"),
