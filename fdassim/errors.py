@@ -6,8 +6,8 @@ there is one, the fix.
 
 from __future__ import annotations
 
-__all__ = ["FdassimError", "ConfigError", "InputError", "ObservationError", "ModelError", "MemberFailure",
-           "StoreError", "DivergenceWarning"]
+__all__ = ["FdassimError", "ConfigError", "OptionError", "InputError", "ObservationError", "ModelError",
+           "MemberFailure", "StoreError", "DivergenceWarning"]
 
 
 class FdassimError(Exception):
@@ -16,6 +16,24 @@ class FdassimError(Exception):
 
 class ConfigError(FdassimError, ValueError):
     """A setting (from ``params.yaml`` or a keyword) is missing, unknown or has a bad value."""
+
+
+class OptionError(ConfigError):
+    """An option of a scheme, inflation or model has a bad value (see :mod:`fdassim.options`).
+
+    Parameters
+    ----------
+    owner
+        The class whose option it is.
+    key
+        The option's name.
+    reason
+        What is wrong and what is allowed (``"must be a finite number >= 1, got 0.9"``).
+    """
+
+    def __init__(self, owner: str, key: str, reason: str):
+        self.owner, self.key, self.reason = owner, key, reason
+        super().__init__(f"{owner}: {key}: {reason}")
 
 
 class InputError(FdassimError, ValueError):

@@ -49,15 +49,14 @@ https://doi.org/10.1175/MWR-D-11-00276.1
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass
 from enum import Enum
 
 import numpy as np
 
-from .analysis.base import AnalysisContext, Rows
-from .errors import ConfigError, InputError
+from .analysis.base import AnalysisContext, Rows, check_rows
+from .errors import InputError, OptionError
+from .options import check_options, option
 from .streams import Stream, row_normals
 
 __all__ = ["Stage", "Inflation", "Multiplicative", "Additive", "RTPS", "RTPP", "Chain"]
@@ -98,29 +97,6 @@ def _per_row(value: float, value_param: float | None, rows: Rows, nb: int) -> np
     return np.where(rows.is_param, value_param, value)[:, None]
 
 
-def _check_rows(X: np.ndarray, name: str) -> np.ndarray:
-    X = np.asarray(X, dtype=float)
-    if X.ndim != 2 or X.shape[1] < 2:
-        raise InputError(f"{name} must be (rows, members) with at least 2 members, got shape {X.shape}")
-    return X
-
-
-def _check_factor(owner: str, key: str, value, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if not (isinstance(value, numbers.Real) and not isinstance(value, bool)
-            and math.isfinite(value) and value >= 1):
-        raise ConfigError(f"{owner}: {key} must be a finite number >= 1, got {value!r}")
-
-
-def _check_fraction(owner: str, key: str, value, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if not (isinstance(value, numbers.Real) and not isinstance(value, bool)
-            and math.isfinite(value) and 0 <= value <= 1):
-        raise ConfigError(f"{owner}: {key} must be a number in [0, 1], got {value!r}")
-
-
 # ---------------------------------------------------------------------------------------
 # The interface
 # ---------------------------------------------------------------------------------------
@@ -128,8 +104,12 @@ def _check_fraction(owner: str, key: str, value, allow_none: bool = False) -> No
 class Inflation:
     """No inflation; the base of every inflation. Subclasses override what they change.
 
-    None of the methods modifies its arguments.
+    None of the methods modifies its arguments. Options are typed fields checked by
+    :func:`fdassim.options.check_options` (bounds from :func:`fdassim.options.option`).
     """
+
+    def __post_init__(self):
+        check_options(self)
 
     def prior(self, X: np.ndarray, rows: Rows) -> np.ndarray:
         """Inflate the ``(nb, N)`` forecast rows ``X`` before the analysis."""
@@ -187,21 +167,12 @@ class Multiplicative(Inflation):
         If a factor is below 1 or not finite, or ``stage`` is unknown.
     """
 
-    lam: float = 1.0
-    lam_param: float | None = None
+    lam: float = option(1.0, ge=1)
+    lam_param: float | None = option(None, ge=1)
     stage: Stage = Stage.PRIOR
 
-    def __post_init__(self):
-        _check_factor("Multiplicative", "lam", self.lam)
-        _check_factor("Multiplicative", "lam_param", self.lam_param, allow_none=True)
-        try:
-            object.__setattr__(self, "stage", Stage(self.stage))
-        except ValueError:
-            raise ConfigError(f"Multiplicative: stage must be one of {[s.value for s in Stage]}, "
-                              f"got {self.stage!r}") from None
-
     def _inflate(self, X: np.ndarray, rows: Rows) -> np.ndarray:
-        X = _check_rows(X, "X")
+        X = check_rows(X, rows)
         lam = _per_row(self.lam, self.lam_param, rows, X.shape[0])
         xm = _row_mean(X)
         return xm + lam * (X - xm)
@@ -212,7 +183,7 @@ class Multiplicative(Inflation):
     def prior_obs(self, Y):
         if self.stage is not Stage.PRIOR or self.lam == 1:
             return Y
-        Y = _check_rows(Y, "Y")
+        Y = check_rows(Y, name="Y")
         ym = _row_mean(Y)
         return ym + self.lam * (Y - ym)
 
@@ -247,17 +218,15 @@ class Additive(Inflation):
         If a standard deviation is negative or not finite.
     """
 
-    std: float | np.ndarray = 0.0
+    std: float | tuple[float, ...] = option(0.0, ge=0)
 
     def __post_init__(self):
-        std = np.asarray(self.std, dtype=float)
-        if std.ndim > 1 or not np.all(np.isfinite(std) & (std >= 0)):
-            raise ConfigError(f"Additive: std must be finite and >= 0 (a scalar or one per state row), "
-                              f"got {self.std!r}")
-        object.__setattr__(self, "std", float(std) if std.ndim == 0 else std)
+        super().__post_init__()
+        if isinstance(self.std, tuple):  # one per state row: kept as an array
+            object.__setattr__(self, "std", np.array(self.std))
 
     def posterior(self, Xa, Xf, rows, context):
-        Xa = _check_rows(Xa, "Xa")
+        Xa = check_rows(Xa, rows, name="Xa")
         nb, N = Xa.shape
         if rows.total is None:
             raise InputError("Additive inflation needs rows.total (the state length) to draw "
@@ -283,15 +252,11 @@ class Additive(Inflation):
 class _Relaxation(Inflation):
     """Shared plumbing of RTPS and RTPP: options, checks, and the row means kept fixed."""
 
-    alpha: float = 0.5
-    alpha_param: float | None = None
-
-    def __post_init__(self):
-        _check_fraction(type(self).__name__, "alpha", self.alpha)
-        _check_fraction(type(self).__name__, "alpha_param", self.alpha_param, allow_none=True)
+    alpha: float = option(0.5, ge=0, le=1)
+    alpha_param: float | None = option(None, ge=0, le=1)
 
     def posterior(self, Xa, Xf, rows, context):
-        Xa, Xf = _check_rows(Xa, "Xa"), _check_rows(Xf, "Xf")
+        Xa, Xf = check_rows(Xa, rows, name="Xa"), check_rows(Xf, rows, name="Xf")
         if Xa.shape != Xf.shape:
             raise InputError(f"{type(self).__name__}: analysis rows {Xa.shape} and forecast rows "
                              f"{Xf.shape} differ in shape")
@@ -392,10 +357,11 @@ class Chain(Inflation):
 
     def __post_init__(self):
         items = tuple(self.items)
-        for k, item in enumerate(items):
+        for k, item in enumerate(items):  # a container of objects: checked by type, before check_options
             if not isinstance(item, Inflation):
-                raise ConfigError(f"Chain: items[{k}] must be an Inflation, got {type(item).__name__}")
+                raise OptionError("Chain", f"items[{k}]", f"must be an Inflation, got {type(item).__name__}")
         object.__setattr__(self, "items", items)
+        super().__post_init__()
 
     def prior(self, X, rows):
         for item in self.items:

@@ -14,7 +14,7 @@ import types
 import typing
 from typing import Any, Mapping
 
-from .errors import ConfigError
+from .errors import ConfigError, OptionError
 
 __all__ = ["build", "allowed", "setting", "OnRestart"]
 
@@ -94,6 +94,8 @@ def build(cls, data: Any, path: str):
             raise ConfigError(f"{key}: required key is missing")
     try:
         return cls(**kwargs)
+    except OptionError as exc:  # an option of cls: name its key
+        raise ConfigError(f"{path}.{exc.key}: {exc.reason}" if path else f"{exc.key}: {exc.reason}") from None
     except ConfigError as exc:
         msg = str(exc)
         raise ConfigError(msg if msg.startswith(path) else f"{path}: {msg}") from None
@@ -145,6 +147,8 @@ def convert(tp, value: Any, key: str):
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return build(tp, value, key)
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        if isinstance(value, tp):  # the member itself (from Python)
+            return value
         for member in tp:
             if value == member.value or value == member.name:
                 return member

@@ -72,14 +72,25 @@ def test_multiplicative_prior_obs_matches_linear_H(ens):
     np.testing.assert_allclose(infl.prior_obs(H @ Xf), H @ infl.prior(Xf, Rows.whole(n)), atol=1e-12)
 
 
-@pytest.mark.parametrize("kwargs, key", [
-    (dict(lam=0.99), "lam"), (dict(lam=np.nan), "lam"), (dict(lam=np.inf), "lam"),
-    (dict(lam=1.1, lam_param=0.5), "lam_param"), (dict(lam="1.1"), "lam"),
-    (dict(lam=1.1, stage="middle"), "stage"),
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(lam=0.99), r"lam: must be a finite number >= 1, got 0.99"),
+    (dict(lam=np.nan), r"lam: must be a finite number >= 1, got nan"),
+    (dict(lam=np.inf), r"lam: must be a finite number >= 1, got inf"),
+    (dict(lam=1.1, lam_param=0.5), r"lam_param: must be a finite number >= 1, got 0.5"),
+    (dict(lam="1.1"), r"lam: expected a number, got '1.1'"),
+    (dict(lam=True), r"lam: expected a number, got True"),
+    (dict(lam=1.1, stage="middle"), r"stage: 'middle' is not allowed; choose one of 'prior', 'posterior'"),
 ])
-def test_multiplicative_rejects_bad_options(kwargs, key):
-    with pytest.raises(ConfigError, match=f"Multiplicative: {key} "):
+def test_multiplicative_rejects_bad_options(kwargs, match):
+    with pytest.raises(ConfigError, match=f"Multiplicative: {match}"):
         Multiplicative(**kwargs)
+
+
+def test_options_accept_enum_members_values_names_and_numpy_scalars():
+    assert Multiplicative(2, stage="posterior").stage is Stage.POSTERIOR
+    assert Multiplicative(np.float32(1.5), stage="POSTERIOR").stage is Stage.POSTERIOR
+    assert Multiplicative(2).lam == 2.0 and isinstance(Multiplicative(2).lam, float)
+    assert RTPS(np.float64(0.3)).alpha == 0.3
 
 
 # ---------------------------------------------------------------- additive
@@ -133,9 +144,9 @@ def test_additive_std_length_must_match_state():
         Additive(std=np.ones(3)).posterior(np.zeros((5, 4)), None, Rows.whole(5), CTX)
 
 
-@pytest.mark.parametrize("std", [-0.1, np.nan, [1.0, -1.0]])
+@pytest.mark.parametrize("std", [-0.1, np.nan, [1.0, -1.0], np.array([0.5, np.inf])])
 def test_additive_rejects_bad_std(std):
-    with pytest.raises(ConfigError, match="Additive: std must be finite and >= 0"):
+    with pytest.raises(ConfigError, match="Additive: std: must be a finite number >= 0, got"):
         Additive(std=std)
 
 
@@ -188,7 +199,7 @@ def test_relaxation_param_rows(ens, cls):
                                          (dict(alpha=np.nan), "alpha"),
                                          (dict(alpha=0.5, alpha_param=2.0), "alpha_param")])
 def test_relaxation_rejects_bad_alpha(cls, kwargs, key):
-    with pytest.raises(ConfigError, match=rf"{cls.__name__}: {key} must be a number in \[0, 1\]"):
+    with pytest.raises(ConfigError, match=rf"{cls.__name__}: {key}: must be a finite number >= 0 and <= 1, got"):
         cls(**kwargs)
 
 
@@ -210,7 +221,7 @@ def test_chain_applies_in_order(ens):
 
 
 def test_chain_rejects_non_inflation():
-    with pytest.raises(ConfigError, match=r"Chain: items\[1\] must be an Inflation, got float"):
+    with pytest.raises(ConfigError, match=r"Chain: items\[1\]: must be an Inflation, got float"):
         Chain((RTPS(0.5), 1.02))
 
 
@@ -227,3 +238,17 @@ def test_inflation_is_split_invariant(ens, infl):
     post = np.vstack([infl.posterior(Xa[lo:hi], Xf[lo:hi], rows.block(lo, hi), CTX)
                       for lo, hi in zip(cuts[:-1], cuts[1:])])
     np.testing.assert_array_equal(infl.posterior(Xa, Xf, rows, CTX), post)
+
+
+@pytest.mark.parametrize("infl", [Multiplicative(1.1), Multiplicative(1.1, stage="posterior"), Additive(std=0.5),
+                                  RTPS(0.5), RTPP(0.5)],
+                         ids=["mult-prior", "mult-posterior", "additive", "rtps", "rtpp"])
+def test_inflation_rejects_non_finite_rows(ens, infl):
+    # the same check (fdassim.analysis.base.check_rows) as every analysis update: member 4, global row 13
+    Xf, Xa = ens
+    bad = Xa.copy()
+    bad[3, 4] = np.inf
+    rows = Rows(10, 10 + n)
+    with pytest.raises(InputError, match=r"Xa? has NaN or Inf values in member\(s\) \[4\] at row\(s\) \[13\]"):
+        infl.prior(bad, rows)
+        infl.posterior(bad, Xf, rows, CTX)

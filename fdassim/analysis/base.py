@@ -19,6 +19,22 @@ Schemes whose analysis is a linear combination of the forecast members return a
 :class:`TransformUpdate` holding the ``N x N`` transform ``W`` with :math:`X^a = X^f W`;
 localized and sequential schemes return their own :class:`Update`.
 
+What every scheme promises
+--------------------------
+* **Mean preservation.** A row without spread is left unchanged, and a transform keeps
+  :math:`1^T W = 1^T` to round-off (:func:`preserve_mean`): the analysis of a state offset
+  by :math:`10^8` with a spread of 1 is that of the centred state to a few units in the last
+  place of the offset.
+* **An observation whose prior has no spread** (its whitened predicted values are equal in
+  every member) carries no information the ensemble can use: its gain is
+  :math:`\mathrm{cov}(x, y_k) / (\ldots) = 0`. Every scheme, transform, localized or
+  regression, leaves the ensemble as if it were absent (whatever its observed value), and
+  raises no error.
+* **Non-finite rows** raise :class:`~fdassim.errors.InputError` naming the members and rows,
+  through one check, :func:`check_rows`, in every :meth:`Update.apply` and inflation.
+* **Observation perturbations** of the stochastic schemes are the centred draws of
+  :meth:`AnalysisContext.perturbation_normals`, shared by all of them.
+
 Glossary (the notation of Evensen 2003 and Sakov & Oke 2008)
 ------------------------------------------------------------
 ``N``  ensemble size, ``N1 = N - 1``
@@ -49,7 +65,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InputError, ObservationError
+from ..options import check_options
 from ..streams import Stream, member_block
+from .product import Product, ordered_product, rows_product
 
 __all__ = [
     "ObsError",
@@ -60,6 +78,9 @@ __all__ = [
     "Scheme",
     "combine",
     "row_mean",
+    "preserve_mean",
+    "check_rows",
+    "without_spread",
     "check_ensemble",
     "check_observations",
 ]
@@ -154,6 +175,18 @@ class ObsError:
         if self.is_diagonal and self.m == 1:
             return ObsError(var=np.full(m, self.var[0]))
         raise ObservationError(f"R is for {self.m} observations but there are {m}")
+
+    def subset(self, keep) -> "ObsError":
+        """The error covariance of the observations ``keep`` (indices or a boolean mask)."""
+        keep = np.arange(self.m)[np.asarray(keep)]
+        return ObsError(var=self.var[keep]) if self.is_diagonal else ObsError(cov=self.cov[np.ix_(keep, keep)])
+
+    def uncorrelated(self) -> np.ndarray:
+        """``(m,)`` bool: ``True`` where an observation's error is uncorrelated with every other's."""
+        if self.is_diagonal:
+            return np.ones(self.m, dtype=bool)
+        off = self.cov - np.diag(np.diag(self.cov))
+        return ~np.any(off != 0, axis=1)
 
     def matrix(self) -> np.ndarray:
         """The dense ``(m, m)`` matrix."""
@@ -262,46 +295,77 @@ class AnalysisContext:
         """
         return member_block(self.seed, stream, self.cycle, m, N)
 
+    def perturbation_normals(self, m: int, N: int) -> np.ndarray:
+        r"""``(m, N)`` centred standard normal draws of the observation perturbations.
 
-def combine(X: np.ndarray, W: np.ndarray, tile: int = 2048) -> np.ndarray:
-    r"""Form :math:`X W`, summing over members in a fixed order.
+        :meth:`standard_normal` of :attr:`~fdassim.streams.Stream.OBS_PERTURBATION` less its
+        mean over members, :math:`Z - \bar Z 1^T`: every stochastic scheme (EnKF, localized
+        EnKF, perturbed-obs regression filter) colours these, :math:`E = R^{1/2} Z` (or
+        uses them whitened), so the perturbations never shift the analysis mean, the schemes
+        see the same numbers, and ``LocalizedEnKF(Localization(inf))`` equals ``EnKF()``. For
+        i.i.d. columns of covariance :math:`R`, :math:`\mathrm{E}[E E^T] / (N - 1) = R` still.
+        """
+        Z = self.standard_normal(m, N)
+        return Z - Z.mean(axis=1, keepdims=True)
 
-    Row ``r`` of the result is :math:`\sum_{i=0}^{N-1} X_{ri} W_{ij}` accumulated for
-    ``i = 0, 1, ..., N-1`` by elementwise operations, so it is bitwise the same whichever
-    rows share the block (unlike a BLAS product, whose summation order may depend on the
-    matrix shape). Rows are processed in tiles of ``tile`` to stay in cache.
 
-    Parameters
-    ----------
-    X
-        ``(nb, N)`` rows of the ensemble.
-    W
-        ``(N, K)`` weights.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(nb, K)`` combination.
-    """
-    X = np.asarray(X, dtype=float)
-    W = np.asarray(W, dtype=float)
-    if X.ndim != 2 or W.ndim != 2 or X.shape[1] != W.shape[0]:
-        raise InputError(f"cannot combine rows of shape {X.shape} with weights of shape {W.shape}")
-    out = np.empty((X.shape[0], W.shape[1]))
-    tmp = np.empty((min(tile, X.shape[0]), W.shape[1]))
-    for lo in range(0, X.shape[0], tile):
-        hi = min(lo + tile, X.shape[0])
-        o, t = out[lo:hi], tmp[: hi - lo]
-        np.multiply.outer(X[lo:hi, 0], W[0], out=o)
-        for i in range(1, W.shape[0]):
-            np.multiply.outer(X[lo:hi, i], W[i], out=t)
-            o += t
-    return out
+combine = ordered_product  # X W summed over members in order (no BLAS); see fdassim.analysis.product
 
 
 def row_mean(X: np.ndarray) -> np.ndarray:
     """``(nb,)`` ensemble mean of each row, summed in member order (bitwise row-local)."""
     return combine(X, np.full((X.shape[1], 1), 1.0 / X.shape[1]))[:, 0]
+
+
+def preserve_mean(W: np.ndarray) -> np.ndarray:
+    r"""The transform ``W`` with the column means of :math:`W - I` removed.
+
+    A transform maps a row with no spread (a constant :math:`c 1^T`) to itself, since its
+    covariance with the observations is zero: :math:`1^T W = 1^T`. Every transform scheme
+    satisfies it in exact arithmetic (their increments are :math:`\tilde S^T (\cdot)`, and
+    :math:`\tilde S 1 = 0`); in floating point the columns of :math:`W - I` sum to round-off
+    errors :math:`\delta_j`, which an offset :math:`c` of the state turns into errors
+    :math:`c \delta_j` of member ``j`` (Sakov & Oke 2008 note the same for the mean). Removing
+    them keeps the analysis of a state far from zero (e.g. :math:`10^8` with a spread of 1)
+    accurate to a few units in the last place of the offset.
+    """
+    N = W.shape[0]
+    M = W - np.eye(N)
+    M -= M.mean(axis=0, keepdims=True)
+    M[np.diag_indices(N)] += 1.0
+    return M
+
+
+def check_rows(X, rows: Rows | None = None, N: int | None = None, name: str = "X") -> np.ndarray:
+    """Check that ``X`` is a finite ``(nb, N)`` block of ensemble rows; return it as floats.
+
+    The one check of the rows entering an analysis or an inflation: every
+    :meth:`Update.apply` and :class:`~fdassim.inflation.Inflation` calls it.
+
+    Raises
+    ------
+    InputError
+        Naming the problem: not 2-D, fewer than 2 members or not ``N``, NaN/Inf (with the
+        first offending members and global rows).
+    """
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2:
+        raise InputError(f"{name} must be 2-D (rows x members), got shape {X.shape}")
+    if X.shape[1] < 2:
+        raise InputError(f"{name} has {X.shape[1]} member(s); an ensemble needs at least 2")
+    if N is not None and X.shape[1] != N:
+        raise InputError(f"{name} has {X.shape[1]} members but the update was prepared for {N}")
+    if not np.isfinite(X.sum()):  # one cheap pass; locate the culprits only when something is wrong
+        bad = ~np.isfinite(X)
+        if bad.any():
+            members, rws = np.flatnonzero(bad.any(axis=0)), np.flatnonzero(bad.any(axis=1))
+            start = rows.start if rows is not None else 0
+            raise InputError(
+                f"{name} has NaN or Inf values in member(s) {members[:10].tolist()}"
+                f"{' ...' if members.size > 10 else ''} at row(s) {(rws[:10] + start).tolist()}"
+                f"{' ...' if rws.size > 10 else ''} of the state"
+            )
+    return X
 
 
 class Update(ABC):
@@ -311,7 +375,8 @@ class Update(ABC):
     def apply(self, X: np.ndarray, rows: Rows) -> np.ndarray:
         """Return the analysis of the ``(nb, N)`` forecast rows ``X`` described by ``rows``.
 
-        Must not modify ``X``. The result of a row must depend on that row alone.
+        Must not modify ``X``. The result of a row must depend on that row alone. Checks
+        ``X`` with :func:`check_rows`.
         """
 
 
@@ -322,17 +387,48 @@ class TransformUpdate(Update):
     Parameters
     ----------
     W
-        ``(N, N)`` transform.
+        ``(N, N)`` transform; stored mean-preserving (:func:`preserve_mean`).
+    product
+        How :math:`X W` is formed on a block of rows (:class:`~fdassim.analysis.product.Product`):
+        ``TILED`` (default, BLAS on fixed global row tiles) or ``ORDERED`` (no BLAS); both
+        are bitwise independent of the split of the rows.
+
+    Raises
+    ------
+    InputError
+        If ``W`` is not a finite square matrix, or ``product`` is not a ``Product``.
     """
 
     W: np.ndarray
+    product: Product = Product.TILED
+
+    def __post_init__(self):
+        W = np.asarray(self.W, dtype=float)
+        if W.ndim != 2 or W.shape[0] != W.shape[1] or W.shape[0] < 2:
+            raise InputError(f"a transform must be a square (N, N) matrix with N >= 2, got shape {W.shape}")
+        if not np.all(np.isfinite(W)):
+            raise InputError("the transform W has NaN or Inf entries: the analysis failed")
+        if not isinstance(self.product, Product):
+            raise InputError(f"product must be one of {', '.join(f'Product.{p.name}' for p in Product)}, "
+                             f"got {self.product!r}")
+        object.__setattr__(self, "W", preserve_mean(W))
 
     def apply(self, X: np.ndarray, rows: Rows | None = None) -> np.ndarray:
-        return combine(X, self.W)
+        X = check_rows(X, rows, N=self.W.shape[0])
+        return rows_product(X, self.W, 0 if rows is None else rows.start, self.product)
 
 
 class Scheme(ABC):
-    """An analysis scheme. Subclasses are frozen dataclasses whose fields are its options."""
+    """An analysis scheme. Subclasses are frozen dataclasses whose fields are its options.
+
+    Options are typed fields, with bounds given by :func:`fdassim.options.option`, converted
+    and checked by :func:`fdassim.options.check_options` here (a subclass with its own
+    ``__post_init__`` calls ``super().__post_init__()`` first, then checks what involves
+    several options).
+    """
+
+    def __post_init__(self):
+        check_options(self)
 
     @abstractmethod
     def prepare(self, Y: np.ndarray, y: np.ndarray, R: ObsError, context: AnalysisContext) -> Update:
@@ -379,6 +475,17 @@ class Scheme(ABC):
         Y, y, R = check_observations(Y, y, R, N=X.shape[1])
         context = context or AnalysisContext()
         return self.prepare(Y, y, R, context).apply(X, rows or Rows.whole(X.shape[0]))
+
+
+def without_spread(Y: np.ndarray, R: ObsError) -> np.ndarray:
+    """``(m,)`` bool: observations that carry no information the ensemble can use.
+
+    Those whose predicted values are equal in every member and whose error is uncorrelated
+    with the others' (see "What every scheme promises" above). A scheme whose formula does not
+    ignore them by itself (Evensen's ``C = S + E`` form, through the cross terms of ``E``)
+    drops them.
+    """
+    return (Y.max(axis=1) == Y.min(axis=1)) & R.uncorrelated()
 
 
 def check_ensemble(X, name: str = "X") -> np.ndarray:

@@ -31,9 +31,10 @@ Notation as in :mod:`fdassim.analysis.base`. The observation perturbations ``E``
 one of two strategies (:class:`Innovations`, after Kyanjo, Mayo & Robel, the ICESEE paper,
 Sect. 2.3): independent draws from :math:`N(0, R)`, optionally projected onto the ensemble
 subspace (Evensen 2004), or spatially correlated pseudo-random fields at the observation
-locations. The draws come from :meth:`AnalysisContext.standard_normal
-<fdassim.analysis.base.AnalysisContext.standard_normal>`: column ``i`` belongs to member ``i``
-and does not depend on how the members are dealt over processes.
+locations. The draws come from :meth:`AnalysisContext.perturbation_normals
+<fdassim.analysis.base.AnalysisContext.perturbation_normals>` (centred over members, shared
+with the localized EnKF and the perturbed-obs regression filter): column ``i`` belongs to
+member ``i`` and does not depend on how the members are dealt over processes.
 
 References
 ----------
@@ -63,14 +64,14 @@ https://doi.org/10.48550/arXiv.2603.26947
 from __future__ import annotations
 
 import enum
-import math
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve, svd
 
 from ..errors import ConfigError, ObservationError
-from .base import AnalysisContext, ObsError, Scheme, TransformUpdate, check_observations
+from ..options import option
+from .base import AnalysisContext, ObsError, Scheme, TransformUpdate, check_observations, without_spread
 
 __all__ = [
     "Innovations",
@@ -166,14 +167,6 @@ class InnovationCovariance(enum.Enum):
     ENSEMBLE = "ensemble"
 
 
-def _centre(E: np.ndarray) -> np.ndarray:
-    r"""Subtract the member mean, so the perturbations do not shift the analysis mean.
-
-    For i.i.d. columns of covariance :math:`R`, :math:`\mathrm{E}[E E^T] / (N - 1) = R` still.
-    """
-    return E - E.mean(axis=1, keepdims=True)
-
-
 def project_onto_ensemble(E: np.ndarray, S: np.ndarray, R: ObsError) -> np.ndarray:
     r"""Project perturbations onto the subspace spanned by the observation anomalies.
 
@@ -200,7 +193,7 @@ def random_perturbations(R: ObsError, N: int, context: AnalysisContext) -> np.nd
     numpy.ndarray
         ``(m, N)`` perturbations with zero mean over members.
     """
-    return _centre(R.color(context.standard_normal(R.m, N)))
+    return R.color(context.perturbation_normals(R.m, N))
 
 
 def gaussian_correlation(coords: np.ndarray, length: float) -> np.ndarray:
@@ -267,7 +260,7 @@ def correlated_perturbations(coords: np.ndarray, std: np.ndarray, length: float,
         Supplies the member generators.
     """
     Rc = correlated_obs_error(coords, std, length)
-    return _centre(Rc.color(context.standard_normal(std.size, N)))
+    return Rc.color(context.perturbation_normals(std.size, N))
 
 
 def truncated_svd(C: np.ndarray, truncation: float) -> tuple[np.ndarray, np.ndarray]:
@@ -311,9 +304,14 @@ def enkf_transform(Y: np.ndarray, y: np.ndarray, E: np.ndarray, R: ObsError | No
     E
         ``(m, N)`` observation perturbations.
     R
-        When given, ``S``, ``E`` and ``D'`` are whitened by :math:`R^{-1/2}` before the SVD so
-        that the truncation compares dimensionless quantities. Without truncation this
-        changes nothing: :math:`S^T (C C^T)^{-1} D'` is invariant under the whitening.
+        When given, ``S``, ``E`` and ``D'`` are whitened by :math:`R^{-1/2}` before the SVD,
+        so that the result does not depend on the units of each observation (rescaling
+        observation ``k`` rescales row ``k`` of ``R^{1/2}`` too) and the truncation compares
+        dimensionless quantities. Whitening changes the result unless
+        :math:`C C^T` is invertible (``m < N`` and ``C`` of full rank) and nothing is
+        truncated: a pseudo-inverse is invariant under orthogonal changes of variables only,
+        so with ``m >= N`` (rank-deficient :math:`C C^T`) and any :math:`R` not a multiple of
+        the identity the whitened and unwhitened transforms differ.
     truncation
         Fraction of the variance of ``C`` kept in the pseudo-inverse, in ``(0, 1]``.
 
@@ -406,14 +404,6 @@ def enkf_exact_transform(Y: np.ndarray, y: np.ndarray, E: np.ndarray, R: ObsErro
     return np.eye(N) + (M - M.mean(axis=0, keepdims=True))
 
 
-def _check_real(name: str, value, lo: float, hi: float, lo_open: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(value) or (value <= lo if lo_open else value < lo) or value > hi:
-        interval = f"{'(' if lo_open else '['}{lo}, {hi}]"
-        raise ConfigError(f"{name} must be a real number in {interval}, got {value!r}")
-    return float(value)
-
-
 @dataclass(frozen=True)
 class EnKF(Scheme):
     r"""The stochastic (perturbed-observation) EnKF, as a transform.
@@ -456,18 +446,11 @@ class EnKF(Scheme):
     innovations: Innovations = Innovations.RANDOM
     covariance: InnovationCovariance = InnovationCovariance.EXACT
     project: bool = False
-    correlation_length: float | None = None
-    truncation: float | None = None
+    correlation_length: float | None = option(None, gt=0)
+    truncation: float | None = option(None, gt=0, le=1)
 
     def __post_init__(self):
-        if not isinstance(self.innovations, Innovations):
-            allowed = ", ".join(f"Innovations.{v.name}" for v in Innovations)
-            raise ConfigError(f"innovations must be one of {allowed}, got {self.innovations!r}")
-        if not isinstance(self.covariance, InnovationCovariance):
-            allowed = ", ".join(f"InnovationCovariance.{v.name}" for v in InnovationCovariance)
-            raise ConfigError(f"covariance must be one of {allowed}, got {self.covariance!r}")
-        if not isinstance(self.project, (bool, np.bool_)):
-            raise ConfigError(f"project must be True or False, got {self.project!r}")
+        super().__post_init__()
         if self.covariance is InnovationCovariance.EXACT:
             if self.truncation is not None:
                 raise ConfigError(
@@ -481,12 +464,9 @@ class EnKF(Scheme):
                     "covariance=InnovationCovariance.EXACT the gain ignores the part of E outside the "
                     "ensemble subspace, so the projection would change nothing"
                 )
-        elif self.truncation is not None:
-            _check_real("truncation", self.truncation, 0.0, 1.0)
         if self.innovations is Innovations.CORRELATED:
             if self.correlation_length is None:
                 raise ConfigError("correlation_length is required with innovations=Innovations.CORRELATED")
-            _check_real("correlation_length", self.correlation_length, 0.0, math.inf)
         elif self.correlation_length is not None:
             raise ConfigError(
                 f"correlation_length={self.correlation_length!r} is only used with "
@@ -515,7 +495,7 @@ class EnKF(Scheme):
                     f"got shape {coords.shape}"
                 )
             Rc = correlated_obs_error(coords, np.sqrt(R.variances()), self.correlation_length)
-            E = _centre(Rc.color(context.standard_normal(m, N)))
+            E = Rc.color(context.perturbation_normals(m, N))
             sampled = Rc if self.covariance is InnovationCovariance.EXACT else R
         if self.project:
             E = project_onto_ensemble(E, Y - Y.mean(axis=1, keepdims=True), R)
@@ -527,4 +507,7 @@ class EnKF(Scheme):
         if self.covariance is InnovationCovariance.EXACT:
             return TransformUpdate(enkf_exact_transform(Y, y, E, sampled))
         truncation = _DEFAULT_TRUNCATION if self.truncation is None else self.truncation
+        keep = ~without_spread(Y, R)  # E's cross terms would give them spurious weight
+        if not keep.all():
+            Y, y, E, R = Y[keep], y[keep], E[keep], R.subset(keep)
         return TransformUpdate(enkf_transform(Y, y, E, R, truncation))

@@ -59,7 +59,8 @@ import numpy as np
 from scipy.linalg import eigh
 from scipy.optimize import minimize
 
-from ..errors import ConfigError, FdassimError
+from ..errors import FdassimError
+from ..options import option
 from .base import AnalysisContext, ObsError, Scheme, TransformUpdate, check_observations
 from .etkf import ensemble_svd, mean_anomaly_transform
 
@@ -186,31 +187,31 @@ def enkf_n_dual(lam: np.ndarray, c: np.ndarray, N: int, eps_N: float) -> float:
     -----
     The global minimum is bracketed by a scan of ``log(zeta)`` over
     :math:`[10^{-9} N/\varepsilon_N, N/\varepsilon_N]` (:func:`dual_cost` on all 96 points at
-    once) and refined by a safeguarded Newton iteration on :math:`d\mathcal{D}/d\ln\zeta = 0`
-    (:func:`_dual_slope`) inside the bracket, to :math:`|\delta \ln \zeta| < 10^{-13}`; so
-    inflation factors above about :math:`3 \cdot 10^4` are reported as that bound.
+    once). When the derivative changes sign around the best scan point ``k``
+    (:func:`_dual_slope` negative at point ``k - 1`` and positive at ``k + 1``), a safeguarded
+    Newton iteration refines the stationary point between them to
+    :math:`|\delta \ln \zeta| < 10^{-13}`. The result is the better (by :func:`dual_cost`) of
+    the refined point and the scan point, so it is never worse than the scan: at an end of
+    the scan (the cost still decreasing at :math:`N/\varepsilon_N`, e.g. a zero innovation,
+    or still increasing at :math:`10^{-9} N/\varepsilon_N`, an innovation huge against the
+    spread) it is that end, so inflation factors above about :math:`3 \cdot 10^4` are
+    reported as that bound.
     """
     c2 = np.asarray(c, dtype=float) ** 2
     lam = np.asarray(lam, dtype=float)
     zmax = N / eps_N
-    t = np.linspace(math.log(zmax * _SCAN_LO), math.log(zmax), _SCAN)  # scan in log(zeta)
-    cost = dual_cost(np.exp(t), lam, c, N, eps_N)
-    k = int(np.argmin(cost))  # bracket of the global minimum
-    lo, hi = float(t[max(k - 1, 0)]), float(t[min(k + 1, _SCAN - 1)])
+    zeta = zmax * np.exp(np.linspace(math.log(_SCAN_LO), 0.0, _SCAN))  # log-spaced; zeta[-1] == zmax
+    cost = dual_cost(zeta, lam, c, N, eps_N)
+    k = int(np.argmin(cost))
+    candidates = [float(zeta[k])]
 
     def slope(ti):
         return _dual_slope(ti, lam, c2, N, eps_N)
 
-    glo, ghi = slope(lo)[0], slope(hi)[0]
-    if glo >= 0.0:  # increasing over the bracket: minimum at its left end
-        best = lo
-    elif ghi <= 0.0:  # decreasing: minimum at its right end (the bound N/eps_N when k is the last point)
-        best = hi
-    else:
-        best = _newton_bisection(slope, lo, hi, _XTOL)
-    if dual_cost(math.exp(best), lam, c, N, eps_N) > cost[k]:  # never worse than the scan
-        best = float(t[k])
-    return min(math.exp(best), zmax)
+    lo, hi = math.log(zeta[max(k - 1, 0)]), math.log(zeta[min(k + 1, _SCAN - 1)])
+    if slope(lo)[0] < 0.0 < slope(hi)[0]:  # a stationary point in the bracket: refine it
+        candidates.append(math.exp(_newton_bisection(slope, lo, hi, _XTOL)))
+    return min(min(candidates, key=lambda z: float(dual_cost(z, lam, c, N, eps_N))), zmax)
 
 
 def enkf_n_primal(lam: np.ndarray, c: np.ndarray, N: int, eps_N: float) -> np.ndarray:
@@ -342,23 +343,13 @@ class EnKFN(Scheme):
     :meth:`prepare` returns an :class:`EnKFNUpdate`, whose ``inflation`` a cycle may log.
     """
 
-    eps_N: float | None = None
+    eps_N: float | None = option(None, gt=0)
     dual: bool = True
     exact_hessian: bool = True
-
-    def __post_init__(self):
-        if self.eps_N is not None and (
-                isinstance(self.eps_N, bool) or not isinstance(self.eps_N, (int, float, np.integer, np.floating))
-                or not math.isfinite(self.eps_N) or self.eps_N <= 0):
-            raise ConfigError(f"eps_N must be None (for 1 + 1/N) or a positive finite number, got {self.eps_N!r}")
-        if not isinstance(self.dual, (bool, np.bool_)):
-            raise ConfigError(f"dual must be True or False, got {self.dual!r}")
-        if not isinstance(self.exact_hessian, (bool, np.bool_)):
-            raise ConfigError(f"exact_hessian must be True or False, got {self.exact_hessian!r}")
 
     def prepare(self, Y: np.ndarray, y: np.ndarray, R: ObsError, context: AnalysisContext) -> EnKFNUpdate:
         Y, y, R = check_observations(Y, y, R)
         Ybar = Y.mean(axis=1)
         S = Y - Ybar[:, None]
-        w, T, zeta = enkf_n_weights(S, y - Ybar, R, self.eps_N, bool(self.dual), bool(self.exact_hessian))
-        return EnKFNUpdate(mean_anomaly_transform(w, T), math.sqrt((Y.shape[1] - 1) / zeta), zeta)
+        w, T, zeta = enkf_n_weights(S, y - Ybar, R, self.eps_N, self.dual, self.exact_hessian)
+        return EnKFNUpdate(mean_anomaly_transform(w, T), inflation=math.sqrt((Y.shape[1] - 1) / zeta), zeta=zeta)

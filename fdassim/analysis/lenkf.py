@@ -7,9 +7,10 @@ r"""The localized stochastic EnKF: Schur-product localization of the Kalman gain
 
 (Houtekamer & Mitchell 1998, 2001; notation of Evensen 2003; the factors :math:`1/(N-1)` of
 the sample covariances cancel.) Column :math:`i` of :math:`E` is :math:`R^{1/2} z_i` with
-:math:`z_i \sim \mathcal N(0, I_m)` member ``i``'s column of
-:meth:`AnalysisContext.standard_normal <fdassim.analysis.base.AnalysisContext.standard_normal>`
-(the draws of the stochastic EnKF, so the two can be compared member by member).
+:math:`z_i` member ``i``'s column of
+:meth:`AnalysisContext.perturbation_normals <fdassim.analysis.base.AnalysisContext.perturbation_normals>`,
+standard normal draws centred over members (the draws of the stochastic EnKF, so that
+``LocalizedEnKF(Localization(inf))`` equals ``EnKF()`` to round-off).
 
 ``prepare`` does the observation-space work once: :math:`S` and
 :math:`Z = [\rho_{oo} \circ S S^T + (N-1) R]^{-1} (D - Y)`. With a finite radius the
@@ -54,6 +55,7 @@ import scipy.sparse
 import scipy.sparse.linalg
 
 from ..errors import ConfigError, InputError, ObservationError
+from ..options import option
 from .base import (AnalysisContext, ObsError, Rows, Scheme, Update, check_ensemble, check_observations, combine,
                    row_mean)
 from .localization import AdaptiveLocalization, Localization
@@ -68,8 +70,8 @@ __all__ = ["LocalizedEnKF", "LocalizedEnKFUpdate", "resolve_localization", "loca
 
 
 def perturbations(R: ObsError, N: int, context: AnalysisContext) -> np.ndarray:
-    r"""``(m, N)`` observation perturbations :math:`E = R^{1/2} Z`, :math:`Z` from ``context.standard_normal``."""
-    return R.color(context.standard_normal(R.m, N))
+    r"""``(m, N)`` centred observation perturbations :math:`E = R^{1/2} Z`, :math:`Z` from ``context.perturbation_normals``."""
+    return R.color(context.perturbation_normals(R.m, N))
 
 
 def resolve_localization(localization, Y: np.ndarray, context: AnalysisContext) -> Localization | None:
@@ -129,18 +131,6 @@ def localized_rows(localization: Localization | None, rows: Rows, nb: int, obs_c
     return localization.rho_xo(row_coordinates(rows, nb, oc.shape[1]), oc)
 
 
-def check_tile(tile) -> None:
-    """Raise :class:`ConfigError` unless ``tile`` is a positive integer."""
-    if isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < 1:
-        raise ConfigError(f"tile must be a positive integer (rows handled at once), got {tile!r}")
-
-
-def check_ordered(ordered) -> None:
-    """Raise :class:`ConfigError` unless ``ordered`` is a bool."""
-    if not isinstance(ordered, bool):
-        raise ConfigError(f"ordered must be True or False, got {ordered!r}")
-
-
 def localized_solve(S: np.ndarray, R: ObsError, rhs: np.ndarray, loc: Localization, index: ObsIndex) -> np.ndarray:
     r"""Solve :math:`[\rho_{oo} \circ S S^T + (N-1) R] Z = \mathrm{rhs}` for a finite radius.
 
@@ -165,13 +155,6 @@ def localized_solve(S: np.ndarray, R: ObsError, rhs: np.ndarray, loc: Localizati
     C = scipy.sparse.csc_matrix((vals, (owner, idx)), shape=(m, m))
     C = C + scipy.sparse.diags((N - 1) * R.variances(), format="csc")
     return scipy.sparse.linalg.splu(C.tocsc()).solve(np.ascontiguousarray(rhs))
-
-
-def check_localization_option(localization):
-    """Raise :class:`ConfigError` unless ``localization`` is a localization object or ``None``."""
-    if localization is not None and not isinstance(localization, (Localization, AdaptiveLocalization)):
-        raise ConfigError(f"localization must be a Localization, an AdaptiveLocalization or None, "
-                          f"got {type(localization).__name__}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -253,16 +236,14 @@ class LocalizedEnKF(Scheme):
     """
 
     localization: Localization | AdaptiveLocalization
-    tile: int = TILE
+    tile: int = option(TILE, ge=1)
     ordered: bool = False
 
     def __post_init__(self):
         if self.localization is None:
             raise ConfigError("LocalizedEnKF needs a localization: Localization(radius) or "
                               "AdaptiveLocalization(); Localization(math.inf) means none")
-        check_localization_option(self.localization)
-        check_tile(self.tile)
-        check_ordered(self.ordered)
+        super().__post_init__()
 
     def prepare(self, Y, y, R: ObsError, context: AnalysisContext) -> LocalizedEnKFUpdate:
         Y, y, R = check_observations(Y, y, R)

@@ -47,8 +47,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError, InputError, ObservationError
+from ..options import check_options, option
 from .base import AnalysisContext, ObsError, Rows, Scheme, Update, check_ensemble, check_observations, combine
-from .lenkf import TILE, check_localization_option, check_tile, resolve_localization, row_coordinates
+from .lenkf import TILE, resolve_localization, row_coordinates
 from .local_transforms import local_enkf_n, local_etkf
 from .localization import AdaptiveLocalization, Localization
 from .neighbours import ObsIndex, cells
@@ -73,16 +74,11 @@ class FiniteSize:
         rank-one term (DAPPER's ``Hess=False``).
     """
 
-    eps_N: float | None = None
+    eps_N: float | None = option(None, gt=0)
     exact_hessian: bool = True
 
     def __post_init__(self):
-        e = self.eps_N
-        if e is not None and (isinstance(e, bool) or not isinstance(e, (int, float, np.integer, np.floating))
-                              or not (math.isfinite(e) and e > 0)):
-            raise ConfigError(f"eps_N must be None (for 1 + 1/N) or a positive finite number, got {e!r}")
-        if not isinstance(self.exact_hessian, bool):
-            raise ConfigError(f"exact_hessian must be True or False, got {self.exact_hessian!r}")
+        check_options(self)
 
 
 @dataclass(frozen=True, eq=False)
@@ -206,22 +202,15 @@ class LETKF(Scheme):
     """
 
     localization: Localization | AdaptiveLocalization
-    cell: float | None = None
-    tile: int = TILE
+    cell: float | None = option(None, gt=0)
+    tile: int = option(TILE, ge=1)
     finite_size: FiniteSize | None = None
 
     def __post_init__(self):
         if self.localization is None:
             raise ConfigError("LETKF needs a localization: Localization(radius) or AdaptiveLocalization(); "
                               "Localization(math.inf) gives the global ETKF")
-        check_localization_option(self.localization)
-        h = self.cell
-        if h is not None and (isinstance(h, bool) or not isinstance(h, (int, float, np.integer, np.floating))
-                              or not (math.isfinite(h) and h > 0)):
-            raise ConfigError(f"cell must be None (one analysis per row position) or a positive width, got {h!r}")
-        check_tile(self.tile)
-        if self.finite_size is not None and not isinstance(self.finite_size, FiniteSize):
-            raise ConfigError(f"finite_size must be None or a FiniteSize, got {type(self.finite_size).__name__}")
+        super().__post_init__()
 
     def prepare(self, Y: np.ndarray, y: np.ndarray, R: ObsError, context: AnalysisContext) -> LETKFUpdate:
         Y, y, R = check_observations(Y, y, R)

@@ -44,10 +44,15 @@ A full :math:`R = L L^T` is handled by whitening, :math:`y \leftarrow L^{-1} y`,
 combinations of the original ones and have no location, so localization needs a diagonal
 :math:`R` (with diagonal :math:`R` the observations keep ``context.obs_coords``).
 
-The perturbations :math:`\varepsilon_{ki}` are entry :math:`k` of the standard normal vector
-of member :math:`i` from :meth:`AnalysisContext.standard_normal
-<fdassim.analysis.base.AnalysisContext.standard_normal>`, the draws of the (localized)
-stochastic EnKF, so the schemes see the same perturbations.
+The perturbations :math:`\varepsilon_{ki}` are entry :math:`k` of member :math:`i`'s column
+of :meth:`AnalysisContext.perturbation_normals
+<fdassim.analysis.base.AnalysisContext.perturbation_normals>` (standard normal, centred over
+members), the draws of the (localized) stochastic EnKF, so the schemes see the same
+perturbations.
+
+An observation whose (whitened) prior has zero ensemble spread carries no information the
+ensemble can use: its increments are zero and nothing is regressed on it, as in the transform
+schemes (see :mod:`fdassim.analysis.base`).
 
 References
 ----------
@@ -70,11 +75,11 @@ from enum import Enum
 
 import numpy as np
 
-from ..errors import ConfigError, InputError, ObservationError
+from ..errors import InputError, ObservationError
+from ..options import option
 from .base import (AnalysisContext, ObsError, Rows, Scheme, Update, check_ensemble,
                    check_observations, combine, row_mean)
-from .lenkf import (TILE, check_localization_option, check_ordered, check_tile, localized_rows,
-                    resolve_localization, row_coordinates)
+from .lenkf import TILE, localized_rows, resolve_localization, row_coordinates
 from .localization import AdaptiveLocalization, Localization
 from .neighbours import ObsIndex, row_tiles
 from .rowwise import row_sums
@@ -90,22 +95,18 @@ class Increments(str, Enum):
     PERTURBED = "perturbed"  #: stochastic: perturbed observations
 
 
-def obs_increments(yk: np.ndarray, obs: float, r: float, kind: Increments, eps: np.ndarray | None,
-                   k: int = 0) -> np.ndarray:
+def obs_increments(yk: np.ndarray, obs: float, r: float, kind: Increments, eps: np.ndarray | None) -> np.ndarray:
     """``(N,)`` increments of the prior ``yk`` of observation ``k`` (formulas in the module docstring).
 
-    Raises
-    ------
-    InputError
-        If the prior of the observation has no spread (the regression is undefined).
+    Zero when the prior has no spread: the observation carries no information the ensemble
+    can use (see :mod:`fdassim.analysis.base`).
     """
     N = yk.size
     ybar = yk.mean()
     a = yk - ybar
     var_p = float(a @ a) / (N - 1)
-    if not var_p > 0:
-        raise InputError(f"observation {k} has zero prior ensemble spread: its increments cannot be "
-                         "regressed; check H or the ensemble for collapse")
+    if var_p == 0.0:
+        return np.zeros(N)
     if kind is Increments.EAKF:
         var_a = 1.0 / (1.0 / var_p + 1.0 / r)
         mean_a = var_a * (ybar / var_p + obs / r)
@@ -123,10 +124,11 @@ def regress(Xb: np.ndarray, yk: np.ndarray, dy: np.ndarray, rho: np.ndarray | No
     in member order (:func:`~fdassim.analysis.base.combine`); either way each row's result
     depends on that row only. ``Xb`` must be C-ordered (a view of rows, or a copy).
     """
-    if Xb.shape[0] == 0:
-        return
     a = yk - yk.mean()
-    s = a / float(a @ a)
+    aa = float(a @ a)
+    if Xb.shape[0] == 0 or aa == 0.0:  # no rows, or a prior without spread (zero increments)
+        return
+    s = a / aa
     if ordered:
         b = combine(Xb - row_mean(Xb)[:, None], s[:, None])[:, 0]
         if rho is not None:
@@ -262,7 +264,7 @@ class RegressionFilter(Scheme):
     Parameters
     ----------
     increments
-        :class:`Increments` or its value, ``"eakf"`` (default) or ``"perturbed"``.
+        :class:`Increments`, its value or its name: ``"eakf"`` (default) or ``"perturbed"``.
     localization
         ``None`` (default), a :class:`~fdassim.analysis.localization.Localization` or an
         :class:`~fdassim.analysis.localization.AdaptiveLocalization`; needs a diagonal R.
@@ -280,20 +282,10 @@ class RegressionFilter(Scheme):
         If an option has a value outside the allowed ones.
     """
 
-    increments: Increments | str = Increments.EAKF
+    increments: Increments = Increments.EAKF
     localization: Localization | AdaptiveLocalization | None = None
-    tile: int = TILE
+    tile: int = option(TILE, ge=1)
     ordered: bool = False
-
-    def __post_init__(self):
-        try:
-            object.__setattr__(self, "increments", Increments(self.increments))
-        except ValueError:
-            raise ConfigError(f"increments must be one of {[e.value for e in Increments]}, "
-                              f"got {self.increments!r}") from None
-        check_localization_option(self.localization)
-        check_tile(self.tile)
-        check_ordered(self.ordered)
 
     def observation_space(self, Y, y, R: ObsError, context: AnalysisContext) -> _ObsSpace:
         """Check the inputs, whiten a full R, resolve the localization and draw perturbations."""
@@ -312,7 +304,7 @@ class RegressionFilter(Scheme):
         if loc is not None and loc.is_infinite:
             loc = None
         oc = None if loc is None else np.asarray(context.obs_coords, dtype=float).reshape(m, -1)
-        eps = context.standard_normal(m, N) if self.increments is Increments.PERTURBED else None
+        eps = context.perturbation_normals(m, N) if self.increments is Increments.PERTURBED else None
         return _ObsSpace(Y, y, r, eps, loc, oc, None if loc is None else ObsIndex(oc, loc.periodic))
 
     def prepare(self, Y, y, R: ObsError, context: AnalysisContext) -> RegressionUpdate:
@@ -324,7 +316,7 @@ class RegressionFilter(Scheme):
         for k in range(m):
             Yp[k] = Yc[k]
             dY[k] = obs_increments(Yp[k], obs.y[k], obs.r[k], self.increments,
-                                   None if obs.eps is None else obs.eps[k], k)
+                                   None if obs.eps is None else obs.eps[k])
             if near is None:
                 later = Yc[k + 1:]  # a view: updated in place
                 regress(later, Yp[k], dY[k], None, self.ordered)
@@ -402,7 +394,7 @@ def regression_parallel(X, Y, y, R: ObsError, state_blocks, obs_blocks, *,
     for k in range(m):
         yk = Yb[owner[k]][pos[k]].copy()  # on the owner of k
         dy = obs_increments(yk, obs.y[k], obs.r[k], scheme.increments,
-                            None if obs.eps is None else obs.eps[k], k)
+                            None if obs.eps is None else obs.eps[k])
         sent[:, k] = yk, dy
         for p in range(len(sblocks)):  # every process, with the broadcast (yk, dy): its later priors
             later = oblocks[p] > k

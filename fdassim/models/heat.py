@@ -23,8 +23,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..errors import ConfigError
 from ..layout import FieldSpec
+from ..options import check_options, option
 from .base import whole_steps
 
 __all__ = ["Heat", "HeatDomain", "HeatMember"]
@@ -48,23 +48,16 @@ class Heat:
         Standard deviation of the random part of the initial temperature and source.
     """
 
-    nx: int = 8
-    kappa: float = 0.02
-    gamma: float = 0.5
-    dt: float = 0.1
-    modes: int = 2
-    spread: float = 1.0
+    nx: int = option(8, ge=1)
+    kappa: float = option(0.02, gt=0)
+    gamma: float = option(0.5, ge=0)
+    dt: float = option(0.1, gt=0)
+    modes: int = option(2, ge=1)
+    spread: float = option(1.0, gt=0)
     fields: ClassVar[tuple] = (FieldSpec("temperature"), FieldSpec("source", parameter=True))
 
     def __post_init__(self):
-        for name in ("nx", "modes"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"Heat: {name} must be at least 1, got {getattr(self, name)}")
-        for name in ("kappa", "dt", "spread"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"Heat: {name} must be positive, got {getattr(self, name)}")
-        if self.gamma < 0:
-            raise ConfigError(f"Heat: gamma must be non-negative, got {self.gamma}")
+        check_options(self)
 
     # -- the Model protocol (full form, fdassim.models.base) -----------------------------------
     def domain(self, comm) -> "HeatDomain":

@@ -26,15 +26,15 @@ https://doi.org/10.1175/1520-0469(1998)055<0399:OSFSWO>2.0.CO;2
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError, InputError
+from ..errors import InputError
 from ..geometry import Geometry
 from ..layout import FieldSpec
+from ..options import check_options, option
 
 __all__ = ["tendency", "rk4_step", "Lorenz96"]
 
@@ -121,23 +121,14 @@ class Lorenz96:
     (40,)
     """
 
-    n: int = 40
-    F: float = 8.0
-    dt: float = 0.05
-    spread: float = 0.1
-    seed: int = 1
+    n: int = option(40, ge=4)
+    F: float = option(8.0)
+    dt: float = option(0.05, gt=0)
+    spread: float = option(0.1, gt=0)
+    seed: int = option(1, ge=0)
 
     def __post_init__(self):
-        if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)) or self.n < 4:
-            raise ConfigError(f"Lorenz96: n must be an integer >= 4, got {self.n!r}")
-        if not math.isfinite(self.F):
-            raise ConfigError(f"Lorenz96: F must be finite, got {self.F!r}")
-        if not (math.isfinite(self.dt) and self.dt > 0):
-            raise ConfigError(f"Lorenz96: dt must be finite and > 0, got {self.dt!r}")
-        if not (math.isfinite(self.spread) and self.spread > 0):
-            raise ConfigError(f"Lorenz96: spread must be finite and > 0, got {self.spread!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ConfigError(f"Lorenz96: seed must be a non-negative integer, got {self.seed!r}")
+        check_options(self)
 
     @property
     def coords(self) -> np.ndarray:

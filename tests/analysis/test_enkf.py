@@ -9,6 +9,7 @@ from scipy.linalg import null_space
 
 from lingauss import anomalies, exact_ensemble, make_lingauss, sampling_tolerance
 from fdassim.analysis import AnalysisContext, ObsError, TransformUpdate, kalman_analysis
+from fdassim.analysis.base import preserve_mean
 from fdassim.analysis.enkf import (EnKF, InnovationCovariance, Innovations,
                                    correlated_obs_error, enkf_exact_transform,
                                    enkf_transform, gaussian_correlation, project_onto_ensemble,
@@ -207,7 +208,7 @@ def test_enkf_correlated_exact_whitens_with_rc_even_when_nearly_singular():
     scheme = EnKF(innovations=Innovations.CORRELATED, correlation_length=L)
     W = scheme.prepare(Y, y, R, ctx).W
     assert np.all(np.isfinite(W))
-    np.testing.assert_array_equal(W, enkf_exact_transform(Y, y, scheme.perturbations(Y, R, ctx), Rc))
+    np.testing.assert_array_equal(W, preserve_mean(enkf_exact_transform(Y, y, scheme.perturbations(Y, R, ctx), Rc)))
     np.testing.assert_allclose(W.sum(axis=0), 1.0, atol=1e-8)  # each member an affine combination (S~ 1 = 0)
 
 
@@ -223,19 +224,18 @@ def test_enkf_correlated_needs_obs_coords(lingauss):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"innovations": "random"}, r"innovations must be one of Innovations\.RANDOM, Innovations\.CORRELATED"),
-    ({"covariance": "exact"},
-     r"covariance must be one of InnovationCovariance\.EXACT, InnovationCovariance\.ENSEMBLE, got 'exact'"),
-    ({"covariance": ENSEMBLE, "truncation": 0.0}, r"truncation must be a real number in \(0\.0, 1\.0\], got 0\.0"),
-    ({"covariance": ENSEMBLE, "truncation": 1.5}, r"truncation .* got 1\.5"),
-    ({"covariance": ENSEMBLE, "truncation": math.nan}, r"truncation .* got nan"),
-    ({"covariance": ENSEMBLE, "truncation": "0.99"}, r"truncation .* got '0\.99'"),
+    ({"innovations": "random2"}, r"innovations: 'random2' is not allowed; choose one of 'random', 'correlated'"),
+    ({"covariance": 1}, r"covariance: 1 is not allowed; choose one of 'exact', 'ensemble'"),
+    ({"covariance": ENSEMBLE, "truncation": 0.0}, r"truncation: must be a finite number > 0 and <= 1, got 0\.0"),
+    ({"covariance": ENSEMBLE, "truncation": 1.5}, r"truncation: .* got 1\.5"),
+    ({"covariance": ENSEMBLE, "truncation": math.nan}, r"truncation: .* got nan"),
+    ({"covariance": ENSEMBLE, "truncation": "0.99"}, r"truncation: expected a number, got '0\.99'"),
     ({"truncation": 0.99}, r"truncation=0\.99 is only used with covariance=InnovationCovariance\.ENSEMBLE"),
     ({"project": True}, r"project=True is only used with covariance=InnovationCovariance\.ENSEMBLE"),
-    ({"covariance": ENSEMBLE, "project": "yes"}, r"project must be True or False, got 'yes'"),
-    ({"project": "yes"}, r"project must be True or False, got 'yes'"),
+    ({"covariance": ENSEMBLE, "project": "yes"}, r"project: expected true or false .* got 'yes'"),
+    ({"project": "yes"}, r"project: expected true or false .* got 'yes'"),
     ({"innovations": Innovations.CORRELATED}, r"correlation_length is required"),
-    ({"innovations": Innovations.CORRELATED, "correlation_length": -1.0}, r"correlation_length .* got -1\.0"),
+    ({"innovations": Innovations.CORRELATED, "correlation_length": -1.0}, r"correlation_length: must be a finite number > 0, got -1\.0"),
     ({"correlation_length": 3.0}, r"correlation_length=3\.0 is only used with innovations=Innovations\.CORRELATED"),
 ])
 def test_enkf_rejects_bad_options(kwargs, match):
@@ -335,3 +335,54 @@ def test_enkf_nonlinear_h_moves_mean_toward_observations():
     Xa = EnKF().analyse(X, h(X), y, ObsError.diagonal(np.full(3, 0.1)), context=AnalysisContext(seed=1))
     assert Xa.shape == X.shape and np.all(np.isfinite(Xa))
     assert np.linalg.norm(h(Xa).mean(axis=1) - y) < 0.5 * np.linalg.norm(h(X).mean(axis=1) - y)
+
+
+@pytest.mark.parametrize("r", [1e-12, 1e-16, 1e-20])
+def test_enkf_exact_tiny_r_takes_the_svd_path_and_is_right(monkeypatch, r):
+    """m = 12 >= N = 6 and R = r I with r tiny: |S~|_F^2 ~ 1e13-1e21 times N1 exceeds the
+    Cholesky bound (1e8 N1), so the transform comes from the thin SVD of S~. It must equal
+    I + (S^T S + r N1 I)^{-1} S^T D' (mean-centred), computed here as an independent
+    least-squares problem on the unwhitened S, to 1e-10 (measured 7.7e-12 at r = 1e-20).
+    Cholesky alone raises LinAlgError at r = 1e-16 on this problem."""
+    import fdassim.analysis.enkf as enkf_module
+
+    calls = []
+    real_svd = enkf_module.svd
+    monkeypatch.setattr(enkf_module, "svd", lambda *a, **k: calls.append(1) or real_svd(*a, **k))
+    rng = np.random.default_rng(0)
+    m, N = 12, 6
+    Y, y, E = rng.standard_normal((m, N)), rng.standard_normal(m), 1e-10 * rng.standard_normal((m, N))
+    W = enkf_exact_transform(Y, y, E, ObsError.diagonal(np.full(m, r)))
+    assert calls, "the SVD branch was not taken"
+    S, Dp = anomalies(Y), y[:, None] + E - Y
+    stacked = np.vstack([S, math.sqrt(r * (N - 1)) * np.eye(N)])
+    M = np.linalg.lstsq(stacked, np.vstack([Dp, np.zeros((N, N))]), rcond=None)[0]
+    np.testing.assert_allclose(W, np.eye(N) + M - M.mean(axis=0), rtol=0, atol=1e-10)
+    # and a moderate R stays on the Cholesky path
+    calls.clear()
+    enkf_exact_transform(Y, y, E, ObsError.diagonal(np.ones(m)))
+    assert not calls
+
+
+def test_enkf_ensemble_form_whitening_matters_when_m_ge_n():
+    """m = 12 >= N = 6 with a full R: C C^T is singular and the pseudo-inverse is not invariant
+    under whitening, so whitened and unwhitened transforms differ (by 0.1-1 here); the
+    whitened one does not depend on the units of each observation (to 1e-12), the unwhitened
+    one does. With m = 4 < N = 6 and no truncation both agree (to 1e-10)."""
+    rng = np.random.default_rng(2)
+    N = 6
+    for m, differ in ((12, True), (4, False)):
+        F = rng.standard_normal((m, m))
+        R = ObsError.full(F @ F.T / m + 0.5 * np.eye(m))
+        Y, y = rng.standard_normal((m, N)), rng.standard_normal(m)
+        E = R.color(rng.standard_normal((m, N)))
+        whitened, plain = enkf_transform(Y, y, E, R, truncation=1.0), enkf_transform(Y, y, E, None, truncation=1.0)
+        if differ:
+            assert np.abs(whitened - plain).max() > 1e-2
+            units = np.diag(rng.uniform(0.1, 10.0, m))  # observation k measured in other units
+            Ru = ObsError.full(units @ R.matrix() @ units)
+            np.testing.assert_allclose(enkf_transform(units @ Y, units @ y, units @ E, Ru, truncation=1.0),
+                                       whitened, rtol=0, atol=1e-12)
+            assert np.abs(enkf_transform(units @ Y, units @ y, units @ E, None, truncation=1.0) - plain).max() > 1e-2
+        else:
+            np.testing.assert_allclose(whitened, plain, rtol=0, atol=1e-10)

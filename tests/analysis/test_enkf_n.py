@@ -7,6 +7,7 @@ import pytest
 
 from lingauss import anomalies, make_lingauss
 from fdassim.analysis import AnalysisContext, ObsError, TransformUpdate
+from fdassim.analysis.base import preserve_mean
 from fdassim.analysis.enkf_n import EnKFN, EnKFNUpdate, enkf_n_dual, enkf_n_transform, enkf_n_weights
 from fdassim.analysis.enkf_n import dual_cost as dual_cost_eig
 from fdassim.analysis.etkf import ETKF, ensemble_svd
@@ -109,7 +110,7 @@ def test_enkf_n_update_carries_the_inflation(lingauss):
     up = EnKFN().prepare(Y, lingauss.y, lingauss.R, AnalysisContext())
     assert isinstance(up, EnKFNUpdate) and isinstance(up, TransformUpdate)
     W, inflation = enkf_n_transform(anomalies(Y), lingauss.y - Y.mean(axis=1), lingauss.R)
-    np.testing.assert_array_equal(up.W, W)
+    np.testing.assert_array_equal(up.W, preserve_mean(W))  # the update stores W mean-preserving
     assert up.inflation == inflation == pytest.approx(math.sqrt(7 / up.zeta), rel=1e-14)
 
 
@@ -149,12 +150,12 @@ def test_enkf_n_eps_option(lingauss):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"eps_N": 0.0}, r"eps_N must be None \(for 1 \+ 1/N\) or a positive finite number, got 0\.0"),
-    ({"eps_N": -1}, r"eps_N .* got -1"),
-    ({"eps_N": math.inf}, r"eps_N .* got inf"),
-    ({"eps_N": True}, r"eps_N .* got True"),
-    ({"eps_N": "1.1"}, r"eps_N .* got '1\.1'"),
-    ({"dual": "no"}, r"dual must be True or False, got 'no'"),
+    ({"eps_N": 0.0}, r"EnKFN: eps_N: must be a finite number > 0, got 0\.0"),
+    ({"eps_N": -1}, r"eps_N: .* got -1"),
+    ({"eps_N": math.inf}, r"eps_N: .* got inf"),
+    ({"eps_N": True}, r"eps_N: expected a number, got True"),
+    ({"eps_N": "1.1"}, r"eps_N: expected a number, got '1\.1'"),
+    ({"dual": "no"}, r"dual: expected true or false .* got 'no'"),
 ])
 def test_enkf_n_rejects_bad_options(kwargs, match):
     with pytest.raises(ConfigError, match=match):
@@ -191,3 +192,48 @@ def test_enkf_n_approximate_hessian_is_etkf_transform_at_zeta(lingauss):
     expect = np.real(sqrtm(np.linalg.inv(St.T @ St + zeta * np.eye(12)))) * np.sqrt(11)
     np.testing.assert_allclose(T, expect, rtol=1e-9, atol=1e-12)
     assert np.trace(T @ T) < np.trace(T_exact @ T_exact)
+
+
+def test_enkf_n_dual_zero_innovation_is_at_the_upper_bound():
+    """With d = 0 the dual cost eps_N zeta / 2 + N/2 ln(N / zeta) decreases up to N / eps_N:
+    the minimum is that bound, exactly (no Newton step: the slope is negative at both ends of
+    the last scan interval), and the implied inflation is sqrt(N1 eps_N / N) < 1."""
+    rng = np.random.default_rng(3)
+    S = anomalies(rng.standard_normal((6, 9)))
+    sig, _, c = ensemble_svd(S, np.zeros(6), ObsError.diagonal(np.ones(6)))
+    N, eps = 9, 1 + 1 / 9
+    zeta = enkf_n_dual(sig**2, c, N, eps)
+    assert zeta == N / eps
+    grid = (N / eps) * np.geomspace(1e-9, 1.0, 500)
+    assert np.all(dual_cost_eig(grid[:-1], sig**2, c, N, eps) > dual_cost_eig(zeta, sig**2, c, N, eps))
+
+
+def test_enkf_n_dual_huge_innovation_is_at_the_lower_bound():
+    """Spread 1e-6 against an innovation of 1e4 observation stds: the cost still increases at
+    the scan's lower end, 1e-9 N / eps_N, which is returned (to 1e-12; the documented bound of
+    inflation ~3e4), and it is lower than anywhere else on the scan range."""
+    rng = np.random.default_rng(4)
+    N, eps = 8, 1 + 1 / 8
+    S = 1e-6 * anomalies(rng.standard_normal((5, N)))
+    sig, _, c = ensemble_svd(S, np.full(5, 1e4), ObsError.diagonal(np.ones(5)))
+    zeta = enkf_n_dual(sig**2, c, N, eps)
+    assert zeta == pytest.approx(1e-9 * N / eps, rel=1e-12)
+    grid = (N / eps) * np.geomspace(1e-9, 1.0, 500)
+    assert np.all(dual_cost_eig(grid[1:], sig**2, c, N, eps) > dual_cost_eig(zeta, sig**2, c, N, eps))
+
+
+def test_enkf_n_dual_is_never_worse_than_its_scan():
+    """Over 300 random problems (innovations 0 to 1e3 stds, spreads 1e-4 to 10) the returned
+    zeta's cost is at most the scan's best and at most that of a 2000-point grid (+1e-12 |cost|)."""
+    rng = np.random.default_rng(21)
+    for trial in range(300):
+        m, N = int(rng.integers(1, 20)), int(rng.integers(2, 30))
+        S = anomalies(rng.standard_normal((m, N))) * 10.0 ** rng.uniform(-4, 1)
+        dy = rng.standard_normal(m) * rng.choice([0.0, 0.1, 1.0, 10.0, 1e3])
+        sig, _, c = ensemble_svd(S, dy, ObsError.diagonal(rng.uniform(0.1, 2.0, m)))
+        eps = 1 + 1 / N
+        zeta = enkf_n_dual(sig**2, c, N, eps)
+        grid = (N / eps) * np.geomspace(1e-9, 1.0, 2000)
+        best = dual_cost_eig(grid, sig**2, c, N, eps).min()
+        got = float(dual_cost_eig(zeta, sig**2, c, N, eps))
+        assert got <= best + 1e-12 * max(1.0, abs(best)), (trial, got, best)

@@ -12,9 +12,11 @@ from fdassim.errors import ConfigError, InputError, ObservationError
 
 
 def stochastic_enkf_reference(X, Y, y, R, context):
-    """The textbook stochastic EnKF (Evensen 2003), written directly with dense matrices."""
+    """The textbook stochastic EnKF (Evensen 2003), written directly with dense matrices, with
+    the member draws centred (so that the perturbations do not shift the mean)."""
     N = X.shape[1]
-    E = R.color(context.standard_normal(y.size, N))
+    Z = context.standard_normal(y.size, N)
+    E = R.color(Z - Z.mean(axis=1, keepdims=True))
     A = X - X.mean(axis=1, keepdims=True)
     S = Y - Y.mean(axis=1, keepdims=True)
     K = A @ S.T @ np.linalg.inv(S @ S.T + (N - 1) * R.matrix())
@@ -79,7 +81,8 @@ def test_lenkf_localized_gain_matches_dense_formula(obs_obs):
     rho_oo = gaspari_cohn(ring(idx, idx) / c) if obs_obs else np.ones((idx.size, idx.size))
     Y = H @ X
     A, S = X - X.mean(axis=1, keepdims=True), Y - Y.mean(axis=1, keepdims=True)
-    E = R.color(AnalysisContext(6, 0).standard_normal(idx.size, N))
+    Z = AnalysisContext(6, 0).standard_normal(idx.size, N)
+    E = R.color(Z - Z.mean(axis=1, keepdims=True))
     K = (rho_xo * (A @ S.T)) @ np.linalg.inv(rho_oo * (S @ S.T) + (N - 1) * R.matrix())
     ref = X + K @ (y[:, None] + E - Y)
     Xa = LocalizedEnKF(Localization(c, periodic=(40,), obs_obs=obs_obs)).analyse(
@@ -174,8 +177,10 @@ def test_lenkf_bad_inputs_raise():
         s.prepare(Y, y, R, AnalysisContext()).apply(np.where(X > 1, np.inf, X), Rows.whole(40))
 
 
-@pytest.mark.parametrize("bad, match", [(None, "needs a localization"), (3.0, "got float"),
-                                        ("gaspari-cohn", "got str")])
+@pytest.mark.parametrize("bad, match", [
+    (None, "needs a localization"),
+    (3.0, "LocalizedEnKF: localization: 3.0 is none of Localization | AdaptiveLocalization"),
+    ("gaspari-cohn", "LocalizedEnKF: localization: 'gaspari-cohn' is none of Localization | AdaptiveLocalization")])
 def test_lenkf_bad_option_raises(bad, match):
     with pytest.raises(ConfigError, match=match):
         LocalizedEnKF(bad)
@@ -236,7 +241,7 @@ def test_lenkf_sparse_solve_equals_dense_solve():
     up = LocalizedEnKF(loc).prepare(Y, y, R, ctx)
     S = Y - Y.mean(axis=1, keepdims=True)
     C = loc.rho_oo(ctx.obs_coords) * (S @ S.T) + (Y.shape[1] - 1) * R.matrix()
-    D = y[:, None] + R.color(ctx.standard_normal(*Y.shape)) - Y
+    D = y[:, None] + R.color(ctx.perturbation_normals(*Y.shape)) - Y  # centred draws
     np.testing.assert_allclose(up.Z, np.linalg.solve(C, D), rtol=0, atol=1e-11 * np.abs(up.Z).max())
 
 

@@ -185,18 +185,19 @@ def test_letkf_errors_name_the_fix():
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"localization": None}, "LETKF needs a localization"),
-    ({"localization": 3.0}, "must be a Localization"),
-    ({"cell": 0.0}, "cell must be None"), ({"cell": True}, "cell must be None"),
-    ({"tile": 0}, "tile must be a positive integer"),
-    ({"finite_size": {"eps_N": 1.0}}, "finite_size must be None or a FiniteSize"),
+    ({"localization": 3.0}, "LETKF: localization: 3.0 is none of Localization | AdaptiveLocalization"),
+    ({"cell": 0.0}, "LETKF: cell: must be a finite number > 0, got 0.0"),
+    ({"cell": True}, "LETKF: cell: expected a number, got True"),
+    ({"tile": 0}, "LETKF: tile: must be an integer >= 1, got 0"),
+    ({"finite_size": 1.0}, "LETKF: finite_size: expected a mapping with keys \\(eps_N, exact_hessian\\), got 1.0"),
 ])
 def test_letkf_bad_options_raise(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         LETKF(**{"localization": Localization(1.0), **kwargs})
 
 
-@pytest.mark.parametrize("kwargs, match", [({"eps_N": -1.0}, "eps_N must be None"),
-                                           ({"exact_hessian": 1}, "exact_hessian must be True or False")])
+@pytest.mark.parametrize("kwargs, match", [({"eps_N": -1.0}, "FiniteSize: eps_N: must be a finite number > 0"),
+                                           ({"exact_hessian": 1}, "FiniteSize: exact_hessian: expected true or false")])
 def test_finite_size_bad_options_raise(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         FiniteSize(**kwargs)

@@ -100,10 +100,12 @@ def test_integrate_rejects_wrong_length():
         Lorenz96().integrate(np.zeros(39), 0.0, 0.05)
 
 
-@pytest.mark.parametrize("kwargs, key", [(dict(n=3), "n"), (dict(F=np.inf), "F"), (dict(dt=0.0), "dt"),
-                                         (dict(dt=-0.1), "dt")])
-def test_lorenz96_rejects_bad_options(kwargs, key):
-    with pytest.raises(ConfigError, match=f"Lorenz96: {key} must"):
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(n=3), r"n: must be an integer >= 4, got 3"), (dict(n=40.0), r"n: expected an integer, got 40.0"),
+    (dict(F=np.inf), r"F: must be a finite number, got inf"), (dict(dt=0.0), r"dt: must be a finite number > 0"),
+    (dict(dt=-0.1), r"dt: must be a finite number > 0, got -0.1"), (dict(seed=True), r"seed: expected an integer")])
+def test_lorenz96_rejects_bad_options(kwargs, match):
+    with pytest.raises(ConfigError, match=f"Lorenz96: {match}"):
         Lorenz96(**kwargs)
 
 
