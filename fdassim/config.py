@@ -17,6 +17,7 @@ A complete example (Lorenz-96 twin experiment with the ETKF)::
     filter:
       scheme: etkf              # enkf | etkf | ensrf | denkf | enkf_n | lenkf | letkf | eakf
       options: {}
+      product: tiled            # a transform's X W: tiled (BLAS, bitwise) | ordered | petsc
     # or, instead of filter:, a fixed-lag smoother (fdassim.smoothers):
     # smoother:
     #   method: sienks          # enks | sienks | ienks | lin_ienks
@@ -51,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from .analysis.product import Product
 from .errors import ConfigError
 from .typed import OnRestart, build, setting
 
@@ -157,6 +159,9 @@ class ObservationSettings:
 class FilterSettings:
     scheme: str = setting(doc="the analysis scheme: " + ", ".join(SCHEMES))
     options: dict = setting(default_factory=dict, doc="the scheme's options (see the scheme's own table below)")
+    product: Product = setting(Product.TILED, doc="how a transform's X W is formed on each rank's rows: tiled "
+                               "(BLAS on fixed global row tiles, bitwise split-invariant), ordered (no BLAS, "
+                               "bitwise on any library) or petsc (PETSc dense matrices, round-off only)")
 
 
 @dataclass(frozen=True)
@@ -226,7 +231,7 @@ class Settings:
         """Every setting with its default filled in, and the objects built from them (YAML)."""
         import yaml
 
-        data = dataclasses.asdict(self)
+        data = dataclasses.asdict(self, dict_factory=lambda items: {k: getattr(v, "value", v) for k, v in items})
         method = {"scheme": repr(self.make_scheme())} if self.filter else {"smoother": repr(self.make_smoother())}
         data["built"] = {"model": repr(self.make_model()), **method, "inflation": repr(self.make_inflation())}
         return yaml.safe_dump(data, sort_keys=False)

@@ -23,11 +23,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .analysis.base import AnalysisContext, Scheme
+from .analysis.product import Product
 from .divergence import divergence
 from .ensemble import Ensemble
 from .errors import DivergenceWarning
 from .io import TIMING, Store
 from .observations import Observations
+from .rows_product import apply_update
 
 __all__ = ["assimilate", "CycleResult", "rmse_spread"]
 
@@ -69,7 +71,7 @@ def rmse_spread(ens: Ensemble, X: np.ndarray, truth: np.ndarray | None) -> tuple
 
 def assimilate(ensemble: Ensemble, scheme: Scheme, observations: Observations, times, *, seed: int,
                inflation=None, store: Store | None = None, restart: bool = False,
-               progress: bool = True) -> CycleResult:
+               progress: bool = True, product: Product = Product.TILED) -> CycleResult:
     """Run the assimilation cycle over the analysis ``times``.
 
     Parameters
@@ -92,6 +94,10 @@ def assimilate(ensemble: Ensemble, scheme: Scheme, observations: Observations, t
         Continue from the store's last completed cycle instead of initializing.
     progress
         Show a progress bar (rank 0 only).
+    product
+        How a transform scheme's :math:`X^a = X^f W` is formed on the rows
+        (:func:`fdassim.rows_product.apply_update`): ``TILED`` (default) or ``ORDERED``,
+        bitwise split-invariant, or ``PETSC``.
 
     Returns
     -------
@@ -148,7 +154,7 @@ def _cycles(ensemble, scheme, observations, times, seed, inflation, store, k0, p
         y = observations.observed(k, seed, Y_all[:, N] if ensemble.has_truth else None)
         ctx = AnalysisContext(seed=seed, cycle=k, obs_coords=observations.coords, periodic=ensemble.periodic)
         X, Y = (inflation.prior(Xf, rows), inflation.prior_obs(Y)) if inflation else (Xf, Y)
-        Xa = scheme.prepare(Y, y, observations.R, ctx).apply(X, rows)
+        Xa = apply_update(scheme.prepare(Y, y, observations.R, ctx), X, rows, product, ensemble.world)
         if inflation:
             Xa = inflation.posterior(Xa, X, rows, ctx)
         ensemble.from_rows(Xa)

@@ -157,8 +157,8 @@ def run(settings: Settings, config_text: str = "", restart: bool = False, overwr
         with store:
             if plan.smoother is None:
                 result = assimilate(ensemble, plan.scheme, plan.observations, plan.times, seed=settings.run.seed,
-                                    inflation=plan.inflation, store=store, restart=store.completed() > 0,
-                                    progress=settings.run.progress)
+                                    product=settings.filter.product, inflation=plan.inflation, store=store,
+                                    restart=store.completed() > 0, progress=settings.run.progress)
             else:
                 result = smooth(ensemble, plan.smoother, plan.observations, plan.times, seed=settings.run.seed,
                                 inflation=plan.inflation, store=store, progress=settings.run.progress)

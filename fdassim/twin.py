@@ -39,7 +39,9 @@ import numpy as np
 
 from .analysis.base import AnalysisContext, ObsError, Rows, Scheme, check_ensemble
 from .errors import ConfigError, InputError, MemberFailure
+from .analysis.product import Product
 from .inflation import Inflation
+from .rows_product import apply_update
 from .streams import Stream, generator
 
 __all__ = ["simulate", "run_filter", "TwinResult"]
@@ -158,7 +160,7 @@ def _stats(X: np.ndarray, xt: np.ndarray) -> tuple[float, float]:
 def run_filter(model, scheme: Scheme, inflation: Inflation, X0: np.ndarray, observations: np.ndarray,
                H: ObsOperator, R: ObsError, seed: int, *, times: np.ndarray, truth: np.ndarray,
                burn_in: int = 0, coords: np.ndarray | None = None, obs_coords: np.ndarray | None = None,
-               progress: bool = False) -> TwinResult:
+               progress: bool = False, product: Product = Product.TILED) -> TwinResult:
     """Run an ensemble filter through a twin experiment (the serial reference loop).
 
     Parameters
@@ -190,6 +192,8 @@ def run_filter(model, scheme: Scheme, inflation: Inflation, X0: np.ndarray, obse
         analysis (:attr:`AnalysisContext.periodic <fdassim.analysis.base.AnalysisContext.periodic>`).
     progress
         Show a tqdm progress bar.
+    product
+        How a transform is formed on the rows (:func:`fdassim.rows_product.apply_update`).
 
     Returns
     -------
@@ -232,6 +236,6 @@ def run_filter(model, scheme: Scheme, inflation: Inflation, X0: np.ndarray, obse
         Xf, Y = inflation.prior(X, rows), inflation.prior_obs(H(X))
         context = AnalysisContext(seed, k, obs_coords, periodic)
         update = scheme.prepare(Y, observations[k], R, context)
-        X = inflation.posterior(update.apply(Xf, rows), Xf, rows, context)
+        X = inflation.posterior(apply_update(update, Xf, rows, product), Xf, rows, context)
         stats[k, 2:] = _stats(X, truth[k + 1])
     return TwinResult(*stats.T.copy(), burn_in=burn_in, Xa=X)

@@ -7,7 +7,7 @@ HEAT_POINTS = np.array([[x, y] for x in (0.125, 0.375, 0.625, 0.875) for y in (0
 
 
 def run_twin(model, scheme, path, *, comm, N=12, cycles=4, interval=0.2, ranks_per_member=1, seed=5,
-             observations=None, inflation=None):
+             observations=None, inflation=None, product=None):
     """A twin run through :func:`fdassim.cycle.assimilate`, stored at ``path``; returns the result."""
     from fdassim.analysis.base import ObsError
     from fdassim.cycle import assimilate
@@ -23,7 +23,7 @@ def run_twin(model, scheme, path, *, comm, N=12, cycles=4, interval=0.2, ranks_p
     m = ens.observe(observations.operator).shape[0]
     with Store.create(path, ens, times, m) as store:
         return assimilate(ens, scheme, observations, times, seed=seed, store=store, inflation=inflation,
-                          progress=False)
+                          progress=False, **({} if product is None else {"product": product}))
 
 
 def read_store(path, names=("ensemble/analysis", "ensemble/forecast", "truth", "observations", "coordinates",

@@ -190,3 +190,16 @@ def test_config_restart_compares_the_observation_file_contents(tmp_path):
     np.savez(f, y=np.ones((10, 20)))
     diffs = restart_differences(before, parse(changed("observations.file", str(f))).result_settings())
     assert len(diffs) == 1 and diffs[0].startswith("observations.file (contents, sha256): ")
+
+
+@pytest.mark.parametrize("value, product", [(None, "TILED"), ("ordered", "ORDERED"), ("petsc", "PETSC")])
+def test_config_filter_product(value, product):
+    data = changed("filter", {"scheme": "etkf", **({} if value is None else {"product": value})})
+    s = parse(data)
+    assert s.filter.product.name == product
+    assert f"product: {s.filter.product.value}" in s.resolved()
+
+
+def test_config_filter_product_rejects_unknown():
+    with pytest.raises(ConfigError, match=r"filter.product: 'blas' is not allowed; choose one of 'tiled', 'ordered', 'petsc'"):
+        parse(changed("filter", {"scheme": "etkf", "product": "blas"}))

@@ -20,6 +20,9 @@ two ways are offered (:class:`Product`):
     Elementwise accumulation over members in the fixed order ``0, 1, ..., N - 1``
     (:func:`ordered_product`): no BLAS at all, hence bitwise split-invariant on any machine
     and library, about ten times slower than a GEMM for ``N = 64``.
+``PETSC``
+    PETSc dense matrices on the ensemble communicator, applied by the plumbing layer
+    (:func:`fdassim.rows_product.apply_update`); split-invariant to round-off only.
 
 A row's result never depends on the other rows of its tile: a GEMM computes row ``r`` of
 :math:`X W` from row ``r`` of :math:`X` and :math:`W` only, so padding with zeros or with
@@ -45,6 +48,9 @@ class Product(enum.Enum):
 
     TILED = "tiled"  #: BLAS on fixed global row tiles: bitwise split-invariant, GEMM speed
     ORDERED = "ordered"  #: elementwise in member order: bitwise on any BLAS, ~10x slower
+    #: PETSc dense matrices on the ensemble communicator (split-invariant to round-off only):
+    #: applied by the plumbing layer, :func:`fdassim.rows_product.apply_update`
+    PETSC = "petsc"
 
 
 def _check(X: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -140,5 +146,8 @@ def rows_product(X: np.ndarray, W: np.ndarray, start: int = 0, product: Product 
         return tiled_product(X, W, start)
     if product is Product.ORDERED:
         return ordered_product(X, W)
+    if product is Product.PETSC:
+        raise InputError("Product.PETSC needs the ensemble communicator: apply the update with "
+                         "fdassim.rows_product.apply_update (the analysis modules do not import PETSc)")
     raise InputError(f"product must be a fdassim.analysis.product.Product ({', '.join(p.name for p in Product)}), "
                      f"got {product!r}")
