@@ -9,9 +9,15 @@ the BLAS-free ``ORDERED`` product (the former ``combine``); ``prepare`` alone is
 Peak memory: the largest resident-set growth during ``apply`` relative to the ensemble
 (``tracemalloc`` of numpy allocations).
 
+A second table times the product alone, :math:`X W` on each rank's ``n / P`` rows, formed
+by one bare GEMM, by the tiled product, by the ordered product and by PETSc dense matrices on
+``COMM_WORLD`` (:func:`fdassim.rows_product.petsc_rows_product`); run it on ``P`` ranks with
+``mpiexec`` (only that table is printed when ``P > 1``).
+
 Usage::
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/transform_speed.py
+    mpiexec -n 2 python benchmarks/transform_speed.py            # the product on 2 ranks
     python benchmarks/transform_speed.py --n 20000 --repeat 3     # a quick look
 """
 
@@ -33,8 +39,8 @@ from fdassim.analysis.enkf import EnKF  # noqa: E402
 from fdassim.analysis.enkf_n import EnKFN  # noqa: E402
 from fdassim.analysis.ensrf import EnSRF  # noqa: E402
 from fdassim.analysis.etkf import ETKF  # noqa: E402
-from fdassim.analysis.product import Product  # noqa: E402
-from fdassim.rows_product import apply_update  # noqa: E402
+from fdassim.analysis.product import Product, ordered_product, tiled_product  # noqa: E402
+from fdassim.rows_product import apply_update, petsc_rows_product  # noqa: E402
 
 
 def best_of(f, repeat: int) -> float:
@@ -55,6 +61,30 @@ def peak_ratio(f, nbytes: int) -> float:
     return peak / nbytes
 
 
+def products(comm, X, W, repeat: int) -> None:
+    """Time X W on this rank's n / P rows four ways (ranks synchronised around each call)."""
+    n = X.shape[0]
+    lo, hi = n * comm.rank // comm.size, n * (comm.rank + 1) // comm.size
+    Xb = np.ascontiguousarray(X[lo:hi])
+
+    def timed(f):
+        def run():
+            comm.Barrier()
+            f()
+            comm.Barrier()
+        return best_of(run, repeat)
+
+    gemm = timed(lambda: Xb @ W)
+    times = {"tiled (numpy, bitwise)": timed(lambda: tiled_product(Xb, W, lo)),
+             "ordered (numpy, bitwise, no BLAS)": timed(lambda: ordered_product(Xb, W)),
+             "PETSc MATMPIDENSE MatMatMult": timed(lambda: petsc_rows_product(Xb, W, comm))}
+    if comm.rank == 0:
+        print(f"X W on {hi - lo} rows per rank, {comm.size} rank(s): one bare GEMM per rank {gemm * 1e3:.1f} ms\n")
+        print("| product | time (ms) | / bare GEMM |\n|---|---|---|")
+        for name, t in times.items():
+            print(f"| {name} | {t * 1e3:.1f} | {t / gemm:.2f} |")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="state rows")
@@ -72,10 +102,17 @@ def main(argv=None) -> None:
     rows, ctx = Rows.whole(n), AnalysisContext(seed=1, cycle=0)
     W = np.eye(N) + 0.1 * rng.standard_normal((N, N))
 
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    if comm.rank == 0:
+        print(f"n = {n}, N = {N}, m = {m}, diagonal R, {comm.size} rank(s) of "
+              f"{os.environ['OMP_NUM_THREADS']} thread(s); numpy {np.__version__}\n")
+    products(comm, X, W, args.repeat)
+    if comm.size > 1:
+        return
     gemm = best_of(lambda: X @ W, args.repeat)
-    print(f"n = {n}, N = {N}, m = {m}, diagonal R, {os.environ['OMP_NUM_THREADS']} thread(s); "
-          f"numpy {np.__version__}")
-    print(f"one GEMM (n x N)(N x N): {gemm * 1e3:.1f} ms\n")
+    print(f"\none GEMM (n x N)(N x N): {gemm * 1e3:.1f} ms\n")
     print("| scheme | prepare (ms) | prepare + apply, tiled (ms) | / GEMM | ordered, no BLAS (ms) | / GEMM "
           "| peak memory of apply / ensemble |")
     print("|---|---|---|---|---|---|---|")

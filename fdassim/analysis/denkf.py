@@ -10,7 +10,7 @@ The mean is updated with the full Kalman gain and the anomalies with half of it
 
 In ensemble space, with :math:`\tilde S = R^{-1/2} S`, :math:`\tilde d = R^{-1/2}(y - \bar Y)` and
 :math:`G = S^T (S S^T + N_1 R)^{-1} = (\tilde S^T \tilde S + N_1 I)^{-1} \tilde S^T`
-(``N x m``, evaluated from the thin SVD of :math:`\tilde S`), :math:`K = A G` and, because
+(``N x m``, evaluated through :func:`~fdassim.analysis.etkf.ensemble_svd`), :math:`K = A G` and, because
 :math:`1^T G = 0`,
 
 .. math::

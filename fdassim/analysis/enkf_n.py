@@ -37,7 +37,7 @@ The dual is a scalar problem, solved by a log-spaced scan of :math:`(0, N/\varep
 (one array operation) and a safeguarded Newton iteration on its derivative; the primal
 (``dual=False``) is a trust-region Newton minimisation of
 :math:`\mathcal{J}` on the span of :math:`\tilde S^T` and is kept mainly to cross-check the
-dual. Both use the thin SVD of :math:`\tilde S` (:func:`fdassim.analysis.etkf.ensemble_svd`). With a
+dual. Both use the singular values of :math:`\tilde S` (:func:`fdassim.analysis.etkf.ensemble_svd`). With a
 nonlinear ``H`` the ensemble's linearisation ``Y = H(X)`` is used, as in the ETKF.
 
 References
