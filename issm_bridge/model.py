@@ -29,13 +29,13 @@ end to end under GNU Octave on any machine.
 from __future__ import annotations
 
 import enum
-import math
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
 from fdassim import ConfigError, FieldSpec
+from fdassim.options import check_options, option
 
 __all__ = ["ISSM", "Backend", "Inversion", "PATHS", "RESULTS"]
 
@@ -75,24 +75,19 @@ class Inversion:
         Iterations of the optimiser (``maxiter``/``maxsteps``, or ``nsteps`` of ISSM's default class).
     """
 
-    absolute: float = 1.0
-    relative: float = 0.0
-    tikhonov: float = 1e3
-    min: float = 1.0
-    max: float = 200.0
-    iterations: int = 20
+    absolute: float = option(1.0, ge=0)
+    relative: float = option(0.0, ge=0)
+    tikhonov: float = option(1e3, ge=0)
+    min: float = option(1.0, ge=0)
+    max: float = option(200.0)
+    iterations: int = option(20, ge=1)
 
     def __post_init__(self):
-        for name in ("absolute", "relative", "tikhonov"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v >= 0):
-                raise ConfigError(f"inversion.{name}: must be a finite weight >= 0, got {v!r}")
+        check_options(self)  # types and bounds of the fields (fdassim.options)
         if self.absolute == 0 and self.relative == 0:
             raise ConfigError("inversion: give a velocity misfit weight (absolute or relative > 0)")
-        if not (math.isfinite(self.min) and math.isfinite(self.max) and 0 <= self.min < self.max):
+        if not self.min < self.max:
             raise ConfigError(f"inversion: need 0 <= min < max, got min={self.min!r}, max={self.max!r}")
-        if self.iterations < 1:
-            raise ConfigError(f"inversion.iterations: must be at least 1, got {self.iterations}")
 
     def job(self) -> dict:
         """The inversion's part of a member file's job (``job.inversion``)."""
@@ -156,13 +151,13 @@ class ISSM:
     paths: dict = field(default_factory=dict)
     results: dict = field(default_factory=dict)
     prior_std: dict = field(default_factory=lambda: {"thickness": 20.0, "friction": 2.0})
-    prior_length: float = 5e3
-    servers: int = 2
-    ranks: int = 1
+    prior_length: float = option(5e3, gt=0)
+    servers: int = option(2, ge=1)
+    ranks: int = option(1, ge=0)
     engine: Literal["matlab", "octave"] | None = None
-    timeout: float = 600.0
-    startup_timeout: float = 120.0
-    retries: int = 2
+    timeout: float = option(600.0, gt=0)
+    startup_timeout: float = option(120.0, gt=0)
+    retries: int = option(2, ge=0)
     pool: str | None = None
     directory: str | None = None
     keep_files: bool = False
@@ -173,6 +168,7 @@ class ISSM:
     _random_fields: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self):
+        check_options(self)  # types and bounds of the fields (fdassim.options)
         names = self.state + self.parameters + self.carried
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
@@ -194,18 +190,6 @@ class ISSM:
         if bad_std:
             raise ConfigError(f"model.options.prior_std: {bad_std}: each must be a field of the state with a "
                               "standard deviation >= 0")
-        if not (math.isfinite(self.prior_length) and self.prior_length > 0):
-            raise ConfigError(f"model.options.prior_length: must be positive, got {self.prior_length!r}")
-        for key in ("timeout", "startup_timeout"):
-            v = getattr(self, key)
-            if not (math.isfinite(v) and v > 0):
-                raise ConfigError(f"model.options.{key}: must be a positive number of seconds, got {v!r}")
-        if self.servers < 1:
-            raise ConfigError(f"model.options.servers: must be at least 1, got {self.servers}")
-        if self.ranks < 0:
-            raise ConfigError(f"model.options.ranks: must be >= 0 (0: the setup's md.cluster.np), got {self.ranks}")
-        if self.retries < 0:
-            raise ConfigError(f"model.options.retries: must be >= 0, got {self.retries}")
         if self.pool is not None and self.directory is not None:
             raise ConfigError("model.options: give pool (a running pool's directory) or directory (where to "
                               "start servers), not both")

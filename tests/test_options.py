@@ -60,9 +60,7 @@ def test_bounds_describe():
 
 
 def registered():
-    for registry in (SCHEMES, INFLATIONS, MODELS):
-        for name, spec in registry.items():
-            yield pytest.param(spec, id=name)
+    return [pytest.param(spec, id=name) for registry in (SCHEMES, INFLATIONS, MODELS) for name, spec in registry.items()]
 
 
 def required(cls):

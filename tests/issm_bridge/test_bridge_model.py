@@ -15,12 +15,13 @@ from issm_bridge.model import ISSM, Backend, Inversion
     (dict(state=("smb",)), r"no md path for field\(s\) \['smb'\]"),
     (dict(paths={"smb": 3}), r"model.options.paths: entries \['smb'\] must map a field name to a string"),
     (dict(prior_std={"vx": -1.0}), "prior_std: .*'vx': -1.0"),
-    (dict(prior_length=0.0), "prior_length: must be positive"),
-    (dict(timeout=-1.0), "timeout: must be a positive number of seconds, got -1.0"),
-    (dict(startup_timeout=float("inf")), "startup_timeout: must be a positive number"),
-    (dict(servers=0), "servers: must be at least 1"),
-    (dict(ranks=-2), "ranks: must be >= 0"),
-    (dict(retries=-1), "retries: must be >= 0"),
+    (dict(prior_length=0.0), "ISSM: prior_length: must be a finite number > 0, got 0.0"),
+    (dict(timeout=-1.0), "ISSM: timeout: must be a finite number > 0, got -1.0"),
+    (dict(startup_timeout=float("inf")), "ISSM: startup_timeout: must be a finite number > 0, got inf"),
+    (dict(servers=0), "ISSM: servers: must be an integer >= 1, got 0"),
+    (dict(ranks=-2), "ISSM: ranks: must be an integer >= 0, got -2"),
+    (dict(retries=-1), "ISSM: retries: must be an integer >= 0, got -1"),
+    (dict(servers=True), "ISSM: servers: expected an integer, got True"),
     (dict(backend=Backend.ISSM), "the issm back end needs the model to run"),
     (dict(pool="a", directory="b"), "give pool .* or directory .* not both"),
     (dict(state=("thickness",), parameters=(), prior_std={}, inversion=Inversion()), r"lacking \['vx', 'vy', 'friction'\]"),
@@ -32,9 +33,10 @@ def test_bad_settings_are_refused(options, match):
 
 @pytest.mark.parametrize("options, match", [
     (dict(absolute=0.0, relative=0.0), "give a velocity misfit weight"),
-    (dict(tikhonov=-1.0), "inversion.tikhonov: must be a finite weight >= 0"),
+    (dict(tikhonov=-1.0), "Inversion: tikhonov: must be a finite number >= 0, got -1.0"),
     (dict(min=5.0, max=5.0), "need 0 <= min < max"),
-    (dict(iterations=0), "iterations: must be at least 1"),
+    (dict(min=-1.0), "Inversion: min: must be a finite number >= 0, got -1.0"),
+    (dict(iterations=0), "Inversion: iterations: must be an integer >= 1, got 0"),
 ])
 def test_bad_inversion_settings_are_refused(options, match):
     with pytest.raises(ConfigError, match=match):
