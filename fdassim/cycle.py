@@ -112,7 +112,7 @@ def assimilate(ensemble: Ensemble, scheme: Scheme, observations: Observations, t
     out = CycleResult(*(np.full(K, np.nan) for _ in range(4)))
     k0 = store.completed() if (restart and store is not None) else 0
     try:
-        _cycles(ensemble, scheme, observations, times, seed, inflation, store, k0, progress, out)
+        _cycles(ensemble, scheme, observations, times, seed, inflation, store, k0, progress, out, product)
     except BaseException:
         ensemble.close(quiet=True)  # on every rank; the error that stopped the run is the one raised
         raise
@@ -120,7 +120,7 @@ def assimilate(ensemble: Ensemble, scheme: Scheme, observations: Observations, t
     return out
 
 
-def _cycles(ensemble, scheme, observations, times, seed, inflation, store, k0, progress, out):
+def _cycles(ensemble, scheme, observations, times, seed, inflation, store, k0, progress, out, product):
     """The loop of :func:`assimilate` (between the model's start and close)."""
     K, N = times.size - 1, ensemble.size
     rank0 = ensemble.world.rank == 0

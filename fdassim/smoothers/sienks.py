@@ -48,7 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..analysis.base import ObsError, combine
+from ..analysis.base import ObsError, combine, preserve_mean
 from ..analysis.enkf_n import enkf_n_transform
 from ..analysis.etkf import etkf_transform
 from .base import Estimate, RerunSmoother, Trajectory, WindowCost, check_bool
@@ -85,8 +85,8 @@ def filter_transform(Y: np.ndarray, y: np.ndarray, R: ObsError, weight: float = 
         s = math.sqrt(weight)
         S, dy = s * S, s * dy
     if finite_size:
-        return enkf_n_transform(S, dy, R, eps_N)[0]
-    return etkf_transform(S, dy, R)
+        return preserve_mean(enkf_n_transform(S, dy, R, eps_N)[0])
+    return preserve_mean(etkf_transform(S, dy, R))  # as the filters' TransformUpdate stores it
 
 
 @dataclass(frozen=True)
