@@ -491,25 +491,9 @@ def without_spread(Y: np.ndarray, R: ObsError) -> np.ndarray:
 def check_ensemble(X, name: str = "X") -> np.ndarray:
     """Check that ``X`` is a finite ``(n, N)`` ensemble with ``N >= 2``; return it as floats.
 
-    Raises
-    ------
-    InputError
-        Naming the problem: wrong dimensions, too few members, NaN/Inf (with the first
-        offending member).
+    :func:`check_rows` of the whole ensemble (the one check of rows entering an analysis).
     """
-    X = np.asarray(X, dtype=float)
-    if X.ndim != 2:
-        raise InputError(f"{name} must be 2-D (variables x members), got shape {X.shape}")
-    if X.shape[1] < 2:
-        raise InputError(f"{name} has {X.shape[1]} member(s); an ensemble needs at least 2")
-    bad = ~np.isfinite(X)
-    if bad.any():
-        members = np.flatnonzero(bad.any(axis=0))
-        raise InputError(
-            f"{name} has NaN or Inf values in member(s) {members[:10].tolist()}"
-            f"{' ...' if members.size > 10 else ''}"
-        )
-    return X
+    return check_rows(X, name=name)
 
 
 def check_observations(Y, y, R: ObsError, N: int | None = None):

@@ -56,8 +56,8 @@ import scipy.sparse.linalg
 
 from ..errors import ConfigError, InputError, ObservationError
 from ..options import option
-from .base import (AnalysisContext, ObsError, Rows, Scheme, Update, check_ensemble, check_observations, combine,
-                   row_mean)
+from .base import (AnalysisContext, ObsError, Rows, Scheme, Update, check_observations, check_rows,
+                   combine, row_mean)
 from .localization import AdaptiveLocalization, Localization
 from .neighbours import ObsIndex, row_tiles
 from .rowwise import row_by_row, row_sums
@@ -184,10 +184,8 @@ class LocalizedEnKFUpdate(Update):
     ordered: bool = False
 
     def apply(self, X: np.ndarray, rows: Rows) -> np.ndarray:
-        X = check_ensemble(X)
         N = self.S.shape[1]
-        if X.shape[1] != N:
-            raise InputError(f"X has {X.shape[1]} members but the update was prepared for {N}")
+        X = check_rows(X, rows, N=N)
         Xa = X.copy()  # rows no observation reaches keep their values
         if self.index is None:  # no localization: X + A (S^T Z), one N x N combination
             W = self.S.T @ self.Z

@@ -46,9 +46,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError, InputError, ObservationError
+from ..errors import ConfigError, ObservationError
 from ..options import check_options, option
-from .base import AnalysisContext, ObsError, Rows, Scheme, Update, check_ensemble, check_observations, combine
+from .base import AnalysisContext, ObsError, Rows, Scheme, Update, check_observations, check_rows, combine
 from .lenkf import TILE, resolve_localization, row_coordinates
 from .local_transforms import local_enkf_n, local_etkf
 from .localization import AdaptiveLocalization, Localization
@@ -147,10 +147,8 @@ class LETKFUpdate(Update):
         return W
 
     def apply(self, X: np.ndarray, rows: Rows) -> np.ndarray:
-        X = check_ensemble(X)
         N = self.Sw.shape[1]
-        if X.shape[1] != N:
-            raise InputError(f"X has {X.shape[1]} members but the update was prepared for {N}")
+        X = check_rows(X, rows, N=N)
         if self.index is None:
             return combine(X, self.transforms(np.zeros((1, 1)))[0][0], tile=self.tile)
         coords = row_coordinates(rows, X.shape[0], self.index.coords.shape[1])

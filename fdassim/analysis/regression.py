@@ -78,7 +78,7 @@ import numpy as np
 from ..errors import InputError, ObservationError
 from ..options import option
 from .base import (AnalysisContext, ObsError, Rows, Scheme, Update, check_ensemble,
-                   check_observations, combine, row_mean)
+                   check_observations, check_rows, combine, row_mean)
 from .lenkf import TILE, localized_rows, resolve_localization, row_coordinates
 from .localization import AdaptiveLocalization, Localization
 from .neighbours import ObsIndex, row_tiles
@@ -241,10 +241,8 @@ class RegressionUpdate(Update):
     ordered: bool = False
 
     def apply(self, X: np.ndarray, rows: Rows) -> np.ndarray:
-        X = check_ensemble(X)
         N = self.Yp.shape[1]
-        if X.shape[1] != N:
-            raise InputError(f"X has {X.shape[1]} members but the update was prepared for {N}")
+        X = check_rows(X, rows, N=N)
         Xa = X.copy()  # rows no observation reaches keep their values
         if self.localization is None:
             every = range(self.Yp.shape[0])

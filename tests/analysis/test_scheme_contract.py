@@ -93,13 +93,15 @@ def test_scheme_ignores_an_observation_without_prior_spread(scheme):
 
 @pytest.mark.parametrize("scheme", SCHEME_CASES)
 def test_scheme_apply_rejects_non_finite_rows(scheme):
+    """Every update goes through the one check (base.check_rows): the same message, naming the
+    members and the global rows (here a block starting at row 5)."""
     X, Y, y, R = problem()
     update = scheme.prepare(Y, y, R, CTX)
-    bad = X.copy()
-    bad[7, 2] = np.nan
-    bad[9, 2] = np.inf
-    with pytest.raises(InputError, match=r"has NaN or Inf values in member\(s\) \[2\]"):
-        update.apply(bad, ROWS)
+    bad = X[5:].copy()
+    bad[2, 2] = np.nan
+    bad[4, 2] = np.inf
+    with pytest.raises(InputError, match=r"^X has NaN or Inf values in member\(s\) \[2\] at row\(s\) \[7, 9\] of the state$"):
+        update.apply(bad, ROWS.block(5, n))
 
 
 def test_localized_enkf_with_infinite_radius_equals_the_enkf():
