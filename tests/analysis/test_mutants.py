@@ -90,9 +90,13 @@ ROWS = Rows.whole(LINE.size, coords=LINE)
 
 
 def check_localized_kalman_mean(scheme):
-    r"""The stochastic analysis mean is :math:`\bar x + (\rho_{xo} \circ A S^T)(\rho_{oo} \circ S S^T + (N-1) R)^{-1}(y - \bar y)`.
+    r"""The stochastic analysis mean is the (Schur-localized) Kalman mean.
 
-    With perturbations centred over members their term averages out exactly; ``LOC``
+    .. math::
+        \bar x + (\rho_{xo} \circ A S^T)(\rho_{oo} \circ S S^T + (N-1) R)^{-1}(y - \bar y)
+
+
+    With perturbations centred over members their term averages out exactly; the localization
     infinite (the global EnKF) or finite, the taper computed here from the coordinates.
     """
     X, Y, y, R = line_problem()
@@ -177,7 +181,8 @@ def n_for_n_minus_1(mp):
         N = Sh.shape[2]  # the mistake: N where the formulas have N - 1
         lam, V, c = local_transforms._eig(Sh, dh)
         w = (V @ (c / (lam + N))[:, :, None])[:, :, 0]
-        return local_transforms.mean_anomaly_transforms(w, local_transforms._sym_function(V, np.sqrt(N / (lam + N))))
+        T = local_transforms._sym_function(V, np.sqrt(N / (lam + N)))
+        return local_transforms.mean_anomaly_transforms(w, T)
 
     mp.setattr(letkf, "local_etkf", local)
 

@@ -3,7 +3,8 @@
 Parametrized over ``fdassim.config.SCHEMES``, so a scheme added there is covered: mean
 preservation at an offset of 1e8, an observation without prior spread carries no information,
 non-finite rows raise one error. Variants with other code paths (EnKF's Evensen form,
-perturbed-obs regression filter, EnKF-N's primal solver) are added by hand.
+perturbed-obs regression filter, EnKF-N's primal solver, the LETKF's local EnKF-N) are
+added by hand.
 """
 
 import dataclasses
@@ -17,6 +18,7 @@ from fdassim.analysis.enkf import EnKF, InnovationCovariance
 from fdassim.analysis.enkf_n import EnKFN
 from fdassim.analysis.etkf import ETKF
 from fdassim.analysis.lenkf import LocalizedEnKF
+from fdassim.analysis.letkf import LETKF, FiniteSize
 from fdassim.analysis.localization import Localization
 from fdassim.analysis.regression import Increments, RegressionFilter
 from fdassim.config import SCHEMES, _load_class
@@ -44,6 +46,7 @@ SCHEME_CASES = [pytest.param(build(name), id=name) for name in SCHEMES] + [
     pytest.param(EnKF(covariance=InnovationCovariance.ENSEMBLE), id="enkf-ensemble"),
     pytest.param(EnKFN(dual=False), id="enkf_n-primal"),
     pytest.param(RegressionFilter(Increments.PERTURBED, Localization(5.0)), id="eakf-perturbed-localized"),
+    pytest.param(LETKF(Localization(5.0), finite_size=FiniteSize()), id="letkf-finite-size"),
 ]
 
 
