@@ -57,6 +57,8 @@ _EXPORTS = {
     "MemberFailure": "fdassim.errors",
     "ModelError": "fdassim.errors",
     "ConfigError": "fdassim.errors",
+    "StoreError": "fdassim.errors",
+    "StoreNotFound": "fdassim.errors",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -48,6 +48,11 @@ class StoreError(FdassimError, OSError):
     """A run store cannot be made, locked, opened or grown (busy, unreadable, no space)."""
 
 
+class StoreNotFound(StoreError, FileNotFoundError):
+    """There is no run store at the path given (to restart or to read): catch this rather
+    than matching the text of a message."""
+
+
 class DivergenceWarning(UserWarning):
     """The filter has lost the truth: its analysis error is many times its spread."""
 

@@ -67,7 +67,7 @@ import numpy as np
 from . import faults
 from .checks import gib
 from .collective import on_rank0
-from .errors import ConfigError, StoreError
+from .errors import ConfigError, StoreError, StoreNotFound
 from .lock import StoreLock
 
 __all__ = ["Store", "FORMAT_VERSION", "versions", "read_status"]
@@ -317,14 +317,17 @@ class Store:
                 return f"{path}.tmp-{os.getpid()}"
 
             tmp = on_rank0(comm, check)
+            # attributes must be the same on every rank of a parallel file: rank 0's
+            created, stack = comm.bcast((time.strftime("%Y-%m-%dT%H:%M:%S"), json.dumps(versions()))
+                                        if comm.rank == 0 else None, root=0)
             try:
                 cls._write_new(tmp, ensemble, times, specs, comm, dict(
                     format_version=FORMAT_VERSION, config=config_text, resolved=resolved, settings=settings,
-                    versions=json.dumps(versions()), n_members=ensemble.size, n_cycles=K,
+                    versions=stack, n_members=ensemble.size, n_cycles=K,
                     ranks_per_member=ensemble.comm.size, has_truth=ensemble.has_truth,
                     fields=json.dumps([f.name for f in ensemble.layout.fields]),
                     parameters=json.dumps([f.name for f in ensemble.layout.fields if f.parameter]),
-                    created=time.strftime("%Y-%m-%dT%H:%M:%S"), store_ensembles=store_ensembles,
+                    created=created, store_ensembles=store_ensembles,
                     **({} if smoother is None else dict(smoother=repr(smoother), lag=smoother.lag,
                                                          shift=smoother.shift))))
             except BaseException:
@@ -372,16 +375,18 @@ class Store:
 
         Raises
         ------
+        StoreNotFound
+            If there is no file at ``path``.
         ConfigError
-            If the file is missing, of another format version, or made for another ensemble
-            size, truth setting, fields, state size or split of the mesh (naming both values).
+            If the store is of another format version, or made for another ensemble size,
+            truth setting, fields, state size or split of the mesh (naming both values).
         StoreError
             If another run holds it, or it is not a readable run store.
         """
         comm = ensemble.world
         own = lock is None
         if not os.path.exists(path):  # every rank sees the same file system here, or the run is moot
-            raise ConfigError(f"cannot restart: no store at {path!r} (run without --restart first)")
+            raise StoreNotFound(f"cannot restart: no store at {path!r} (run without --restart first)")
         lock = StoreLock(path).acquire_collective(comm) if own else lock
         try:
             header = cls.read_header(path, comm)

@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from .divergence import ADVICE
-from .errors import ConfigError
+from .errors import ConfigError, StoreNotFound
 from .io import DIAGNOSTICS, FORMAT_VERSION, read_status
 from .lock import describe_holder, read_holder
 from .smoothers import report as smoother_report
@@ -20,7 +20,7 @@ def _read(path: str) -> dict:
     import h5py
 
     if not os.path.isfile(path):
-        raise ConfigError(f"no run store {path!r}")
+        raise StoreNotFound(f"no run store {path!r}: check the path (output.path of the run)")
     try:
         h5 = h5py.File(path, "r", locking=False)  # readable while a run writes it
     except OSError as exc:

@@ -34,10 +34,10 @@ def test_report_table_figure_and_field_rmse(tmp_path):
 
 
 def test_report_errors_name_the_file(tmp_path):
-    from fdassim.errors import ConfigError
+    from fdassim.errors import ConfigError, StoreNotFound
     from fdassim.report import report
 
-    with pytest.raises(ConfigError, match="no run store"):
+    with pytest.raises(StoreNotFound, match=r"no run store '.*absent.h5': check the path"):
         report(str(tmp_path / "absent.h5"))
     bad = tmp_path / "bad.h5"
     bad.write_text("not hdf5")

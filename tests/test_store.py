@@ -203,3 +203,36 @@ def test_store_open_refuses_another_ensemble(tmp_path):
     with pytest.raises(ConfigError, match=rf"cannot restart from .*: its n_members is {N}, this run has {N + 1}"):
         Store.open(path, other)
     assert not os.path.exists(path + ".lock")
+
+
+def _attrs_from_rank0(tmp_path, comm, monkeypatch):
+    import h5py
+
+    import fdassim.io
+
+    # a clock that differs between ranks (as it may by a second): the file gets rank 0's
+    monkeypatch.setattr(fdassim.io.time, "strftime", lambda fmt: f"clock of rank {comm.rank}")
+    path = _shared_path(tmp_path, comm, "attrs.h5")
+    fdassim.io.Store.create(path, _ensemble(comm), 0.05 * np.arange(3), m=3).close()
+    comm.Barrier()
+    if comm.rank == 0:
+        with h5py.File(path, "r") as h5:
+            assert h5.attrs["created"] == "clock of rank 0"
+
+
+def test_store_attributes_are_rank0s(tmp_path, monkeypatch):
+    _attrs_from_rank0(tmp_path, MPI.COMM_SELF, monkeypatch)
+
+
+@pytest.mark.parallel(nprocs=2)
+def test_store_attributes_are_rank0s_parallel(tmp_path, monkeypatch):
+    _attrs_from_rank0(tmp_path, MPI.COMM_WORLD, monkeypatch)
+
+
+def test_store_missing_has_its_own_exception(tmp_path):
+    from fdassim.errors import StoreError, StoreNotFound
+    from fdassim.io import Store
+
+    with pytest.raises(StoreNotFound, match=r"cannot restart: no store at '.*absent.h5' \(run without --restart"):
+        Store.open(str(tmp_path / "absent.h5"), _ensemble(MPI.COMM_SELF))
+    assert issubclass(StoreNotFound, StoreError) and issubclass(StoreNotFound, FileNotFoundError)
