@@ -11,7 +11,7 @@ The names a script needs::
     ensemble = fdassim.Ensemble(model, size=20, truth=True)
     observations = fdassim.Observations(fdassim.PointValues("thickness", points),
                                         fdassim.ObsError.from_std(5.0), points)
-    with fdassim.Store.create("run.h5", ensemble, times, m=len(points)) as store:
+    with fdassim.Store.create("run.h5", ensemble, times, observations) as store:
         result = fdassim.assimilate(ensemble, fdassim.ETKF(), observations, times, seed=1,
                                     store=store)
 """
@@ -34,7 +34,20 @@ _EXPORTS = {
     "Observations": "fdassim.observations",
     "Identity": "fdassim.observations",
     "Subset": "fdassim.observations",
-    "PointValues": "fdassim.pointobs",
+    "PointValues": "fdassim.observations",
+    "NodalValues": "fdassim.observations",
+    "Speed": "fdassim.observations",
+    "Box": "fdassim.observations",
+    "flight_lines": "fdassim.observations",
+    "Quantity": "fdassim.observations",
+    "Schedule": "fdassim.observations",
+    "RandomField": "fdassim.perturbations",
+    "PseudoRandomField": "fdassim.perturbations",
+    "InitialPerturbations": "fdassim.perturbations",
+    "ModelNoise": "fdassim.perturbations",
+    "Clip": "fdassim.parameters",
+    "BetaBounds": "fdassim.parameters",
+    "UnderRelaxed": "fdassim.parameters",
     "FieldSpec": "fdassim.layout",
     "ObsError": "fdassim.analysis.base",
     "AnalysisContext": "fdassim.analysis.base",

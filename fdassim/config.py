@@ -13,7 +13,8 @@ A complete example (Lorenz-96 twin experiment with the ETKF)::
       field: x                  # the observed field
       every: 1                  # observe every k-th value (or `indices: [...]`, or `points:`)
       std: 1.0                  # observation-error standard deviation
-      file: null                # observed values (.npz with y of shape (cycles, m)); null: twin
+      file: null                # observation file (NetCDF/HDF5, fdassim.observations.files); null: twin
+      # several quantities, each with its schedule: see fdassim.observations.settings
     filter:
       scheme: etkf              # enkf | etkf | ensrf | denkf | enkf_n | lenkf | letkf | eakf
       options: {}
@@ -54,9 +55,11 @@ import numpy as np
 
 from .analysis.product import Product
 from .errors import ConfigError
+from .observations.settings import ObservationSettings
 from .typed import OnRestart, build, setting
 
-__all__ = ["Settings", "load", "parse", "restart_differences", "SCHEMES", "SMOOTHERS", "MODELS", "INFLATIONS"]
+__all__ = ["Settings", "load", "parse", "restart_differences", "SCHEMES", "SMOOTHERS", "MODELS", "INFLATIONS",
+           "PARAMETERS"]
 
 #: scheme name -> "module:Class" (imported when used)
 SCHEMES = {
@@ -81,6 +84,12 @@ MODELS = {
     "lorenz96": "fdassim.models.lorenz96:Lorenz96",
     "heat": "fdassim.models.heat:Heat",
     "issm": "issm_bridge.model:ISSM",  # ISSM through MATLAB/Octave servers (the issm_bridge package)
+}
+#: parameter treatment -> "module:Class" (applied after each analysis, in order)
+PARAMETERS = {
+    "clip": "fdassim.parameters:Clip",
+    "beta": "fdassim.parameters:BetaBounds",
+    "under_relaxed": "fdassim.parameters:UnderRelaxed",
 }
 #: inflation kind -> "module:Class"
 INFLATIONS = {
@@ -115,44 +124,17 @@ class EnsembleSettings:
         None, restart=OnRestart.FREE,
         doc="ranks over which each member's mesh is split; null: 1, or more when mpiexec gives more ranks "
             "than members (a restart must split the mesh the same way)")
+    initial_perturbations: dict | None = setting(
+        None, doc="random fields added to the initial members, {field: {model, std, length, ...}} "
+                  "(see the README's random fields)")
+    model_noise: dict | None = setting(
+        None, doc="AR(1) model noise added after each forecast, {rho, fields: {field: {model, std, length}}}")
 
     def __post_init__(self):
         if self.size < 2:
             raise ConfigError(f"ensemble.size: must be at least 2, got {self.size}")
         if self.ranks_per_member is not None and self.ranks_per_member < 1:
             raise ConfigError(f"ensemble.ranks_per_member: must be at least 1, got {self.ranks_per_member}")
-
-
-@dataclass(frozen=True)
-class ObservationSettings:
-    field: str = setting("x", doc="the observed field of the model's state")
-    every: int | None = setting(None, doc="observe every k-th value of an array field (default 1)")
-    indices: tuple[int, ...] | None = setting(None, doc="observe the values at these indices of an array field")
-    points: tuple[tuple[float, ...], ...] | None = setting(
-        None, doc="observe a Firedrake field at these points, [[x, y], ...]")
-    std: float = setting(1.0, doc="observation-error standard deviation")
-    file: str | None = setting(
-        None, input_file=True,
-        doc="observed values: .npz or .h5 holding `y` of shape (cycles, m); null: a twin experiment "
-            "draws them from the truth (relative to the working directory)")
-
-    def __post_init__(self):
-        chosen = [k for k in ("every", "indices", "points") if getattr(self, k) is not None]
-        if len(chosen) > 1:
-            raise ConfigError(f"observations: give one of every, indices, points; got {', '.join(chosen)}")
-        if self.every is not None and self.every < 1:
-            raise ConfigError(f"observations.every: must be at least 1, got {self.every}")
-        if self.indices is not None and len(self.indices) == 0:
-            raise ConfigError("observations.indices: empty; list at least one index")
-        if self.indices is not None and len(set(self.indices)) < len(self.indices):
-            twice = sorted({i for i in self.indices if self.indices.count(i) > 1})
-            raise ConfigError(f"observations.indices: {twice} listed more than once; list each index once")
-        if self.points is not None and len(self.points) == 0:
-            raise ConfigError("observations.points: empty; list at least one point")
-        if not (np.isfinite(self.std) and self.std > 0):
-            raise ConfigError(f"observations.std: must be positive, got {self.std}")
-        if self.file is not None and not os.path.isfile(self.file):
-            raise ConfigError(f"observations.file: no such file {self.file!r}")
 
 
 @dataclass(frozen=True)
@@ -221,6 +203,8 @@ class Settings:
                                        "(kinds: " + ", ".join(INFLATIONS) + ")")
     output: OutputSettings = setting(default_factory=OutputSettings, doc="where the run is stored",
                                      restart=OnRestart.FREE)
+    parameters: tuple = setting((), doc="treatments of parameter fields after each analysis, in order: a list of "
+                                        "{kind: options} (kinds: clip, beta, under_relaxed)")
 
     def __post_init__(self):
         if (self.filter is None) == (self.smoother is None):
@@ -239,6 +223,24 @@ class Settings:
     def make_model(self):
         return build(_choice(MODELS, self.model.name, "model.name"), self.model.options, "model.options")
 
+    def make_initial_perturbations(self):
+        """The random-field perturbations of the initial members, or ``None``."""
+        from .perturbations.settings import make_initial_perturbations
+
+        p = make_initial_perturbations(self.ensemble.initial_perturbations)
+        if p is not None:
+            p.check(self.make_model(), "ensemble.initial_perturbations")
+        return p
+
+    def make_model_noise(self):
+        """The AR(1) model noise added after each forecast, or ``None``."""
+        from .perturbations.settings import make_model_noise
+
+        noise = make_model_noise(self.ensemble.model_noise)
+        if noise is not None:
+            noise.check(self.make_model(), "ensemble.model_noise.fields")
+        return noise
+
     def make_scheme(self):
         cls = _choice(SCHEMES, self.filter.scheme, "filter.scheme")
         return build(cls, self.filter.options, "filter.options")
@@ -247,19 +249,22 @@ class Settings:
         cls = _choice(SMOOTHERS, self.smoother.method, "smoother.method")
         return build(cls, self.smoother.options, "smoother.options")
 
+    def make_parameters(self) -> list:
+        """The treatments of parameter fields (``parameters: [{clip: {field, lower, upper}}, ...]``)."""
+        from .parameters import check_treatments
+
+        items = _built_list(self.parameters, "parameters", PARAMETERS)
+        if items:
+            check_treatments(items, [f.name for f in self.make_model().fields], list(self.observations.named()))
+        return items
+
     def make_inflation(self):
         """The inflation (a Chain when several are given), or ``None``."""
         if not self.inflation:
             return None
         from .inflation import Chain
 
-        items = []
-        for i, entry in enumerate(self.inflation):
-            key = f"inflation[{i}]"
-            if not isinstance(entry, dict) or len(entry) != 1:
-                raise ConfigError(f"{key}: expected one {{kind: options}} mapping, kinds: {', '.join(INFLATIONS)}")
-            (kind, options), = entry.items()
-            items.append(build(_choice(INFLATIONS, kind, f"{key}"), options, f"{key}.{kind}"))
+        items = _built_list(self.inflation, "inflation", INFLATIONS)
         return items[0] if len(items) == 1 else Chain(tuple(items))
 
     def result_settings(self) -> dict[str, Any]:
@@ -296,7 +301,24 @@ class Settings:
         items = () if built is None else (built.items if len(self.inflation) > 1 else (built,))
         for i, (entry, item) in enumerate(zip(self.inflation, items)):
             _flatten(item, f"inflation[{i}].{next(iter(entry))}", out)
+        _flatten(list(self.parameters), "parameters", out)
+        for key, v in list(out.items()):  # files named deeper down: several quantities', conditions'
+            if key.endswith(".file") and isinstance(v, str) and f"{key} (contents, sha256)" not in out:
+                with open(v, "rb") as fh:
+                    out[f"{key} (contents, sha256)"] = hashlib.sha256(fh.read()).hexdigest()
         return json.loads(json.dumps(out))  # the form it takes in the store
+
+
+def _built_list(entries, key: str, registry: dict[str, str]) -> list:
+    """The objects of a list of ``{kind: options}`` mappings, kinds from ``registry``."""
+    items = []
+    for i, entry in enumerate(entries):
+        k = f"{key}[{i}]"
+        if not isinstance(entry, dict) or len(entry) != 1:
+            raise ConfigError(f"{k}: expected one {{kind: options}} mapping, kinds: {', '.join(registry)}")
+        (kind, options), = entry.items()
+        items.append(build(_choice(registry, kind, k), options, f"{k}.{kind}"))
+    return items
 
 
 def _flatten(value: Any, key: str, out: dict) -> None:
@@ -356,6 +378,8 @@ def parse(data: Any, source: str = "params.yaml") -> Settings:
     settings = build(Settings, data, "")
     infl = () if infl is None else tuple(infl if isinstance(infl, list) else [{k: v} for k, v in infl.items()])
     settings = dataclasses.replace(settings, inflation=infl)
+    if not isinstance(settings.parameters, tuple):
+        raise ConfigError(f"parameters: expected a list of {{kind: options}}, got {settings.parameters!r}")
     # build everything once now, so a bad option fails before any work starts
     model = settings.make_model()
     if settings.filter is not None:
@@ -363,6 +387,9 @@ def parse(data: Any, source: str = "params.yaml") -> Settings:
     else:
         settings.make_smoother()
     settings.make_inflation()
+    settings.make_initial_perturbations()
+    settings.make_model_noise()
+    settings.make_parameters()
     return settings
 
 

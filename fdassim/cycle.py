@@ -3,7 +3,9 @@
 One loop for every kind of state (arrays, Firedrake Functions), serial or parallel::
 
     forecast   each member where it lives                        Ensemble.forecast
-    observe    Y[:, i] = H(x_i), allgathered in member order     Ensemble.observe
+    observe    the quantities observed now (none: no analysis)   ObsPlan.batch
+               Y[:, i] = H(x_i), allgathered in member order     Ensemble.observe
+    QC         drop outliers (per quantity's threshold)          Batch.rejected
     transpose  members -> ensemble-complete rows                 Ensemble.to_rows
     analysis   inflation, scheme.prepare (obs space), apply(rows)
     transpose  rows -> members                                   Ensemble.from_rows
@@ -30,6 +32,7 @@ from .errors import DivergenceWarning
 from .io import TIMING, Store
 from .observations import Observations
 from .rows_product import apply_update
+from .parameters import Treatments
 
 __all__ = ["assimilate", "CycleResult", "rmse_spread"]
 
@@ -49,6 +52,8 @@ class CycleResult:
     timing: dict[str, float] = field(default_factory=dict)
     first_cycle: int = 0
     diverged_at: int | None = None  # the cycle a divergence was first seen (fdassim.divergence)
+    #: observations assimilated at each cycle (0: nothing observed or all rejected, no analysis)
+    n_obs: np.ndarray | None = None
 
     def summary(self, burn_in: int = 0) -> dict[str, float]:
         """Time averages after ``burn_in`` cycles."""
@@ -71,7 +76,8 @@ def rmse_spread(ens: Ensemble, X: np.ndarray, truth: np.ndarray | None) -> tuple
 
 def assimilate(ensemble: Ensemble, scheme: Scheme, observations: Observations, times, *, seed: int,
                inflation=None, store: Store | None = None, restart: bool = False,
-               progress: bool = True, product: Product = Product.TILED) -> CycleResult:
+               progress: bool = True, product: Product = Product.TILED, initial_perturbations=None,
+               model_noise=None, parameters=()) -> CycleResult:
     """Run the assimilation cycle over the analysis ``times``.
 
     Parameters
@@ -81,7 +87,9 @@ def assimilate(ensemble: Ensemble, scheme: Scheme, observations: Observations, t
     scheme
         Any analysis scheme of :mod:`fdassim.analysis`.
     observations
-        What is observed at each analysis time.
+        What is observed, and when (:class:`~fdassim.observations.Observations`). A cycle
+        where nothing is observed (or every observation fails quality control) makes no
+        analysis and no inflation: the forecast goes on.
     times
         ``t_0, t_1, ..., t_K``: the initial time and the ``K`` analysis times.
     seed
@@ -98,6 +106,16 @@ def assimilate(ensemble: Ensemble, scheme: Scheme, observations: Observations, t
         How a transform scheme's :math:`X^a = X^f W` is formed on the rows
         (:func:`fdassim.rows_product.apply_update`): ``TILED`` (default) or ``ORDERED``,
         bitwise split-invariant, or ``PETSC``.
+    initial_perturbations
+        Random fields added to the initial members
+        (:class:`~fdassim.perturbations.InitialPerturbations`), or ``None``.
+    model_noise
+        AR(1) noise added after each forecast (:class:`~fdassim.perturbations.ModelNoise`).
+    parameters
+        Treatments of parameter fields applied, in order, after each analysis
+        (:class:`~fdassim.parameters.Clip`, :class:`~fdassim.parameters.BetaBounds`,
+        :class:`~fdassim.parameters.UnderRelaxed`), on the rows of their fields; a
+        ``BetaBounds`` may take its bounds from the observations of a quantity.
 
     Returns
     -------
@@ -105,14 +123,22 @@ def assimilate(ensemble: Ensemble, scheme: Scheme, observations: Observations, t
 
     The model's ``start`` hooks are called on every rank before the first forecast and its
     ``close`` hooks when the run ends, also when it ends with an error
-    (:mod:`fdassim.models.base`).
+    (:mod:`fdassim.models.base`). Observations, schedules, perturbed fields and parameter
+    treatments are checked before either.
     """
     times = np.asarray(times, dtype=float)
     K = times.size - 1
-    out = CycleResult(*(np.full(K, np.nan) for _ in range(4)))
+    for perturbation in (initial_perturbations, model_noise):
+        if perturbation is not None:
+            perturbation.check(ensemble.model)
+    plan = observations.plan(ensemble, times)
+    if store is not None:
+        store.check_observations(plan)
+    run = _Run(plan, Treatments(parameters, ensemble, plan.names), initial_perturbations, model_noise)
+    out = CycleResult(*(np.full(K, np.nan) for _ in range(4)), n_obs=np.zeros(K, dtype=int))
     k0 = store.completed() if (restart and store is not None) else 0
     try:
-        _cycles(ensemble, scheme, observations, times, seed, inflation, store, k0, progress, out, product)
+        _cycles(ensemble, scheme, run, times, seed, inflation, store, k0, progress, out, product)
     except BaseException:
         ensemble.close(quiet=True)  # on every rank; the error that stopped the run is the one raised
         raise
@@ -120,20 +146,37 @@ def assimilate(ensemble: Ensemble, scheme: Scheme, observations: Observations, t
     return out
 
 
-def _cycles(ensemble, scheme, observations, times, seed, inflation, store, k0, progress, out, product):
+@dataclass(frozen=True)
+class _Run:
+    """What a run adds to the analysis: its observation plan, parameter treatments, perturbations."""
+
+    plan: object
+    treatments: Treatments
+    initial_perturbations: object
+    model_noise: object
+
+
+def _cycles(ensemble, scheme, run: _Run, times, seed, inflation, store, k0, progress, out, product):
     """The loop of :func:`assimilate` (between the model's start and close)."""
     K, N = times.size - 1, ensemble.size
+    plan, treatments, noise = run.plan, run.treatments, run.model_noise
     rank0 = ensemble.world.rank == 0
     tic = time.perf_counter()
     ensemble.start(k0)
     if k0 == 0:
         ensemble.initialize(seed)
+        if run.initial_perturbations is not None:
+            run.initial_perturbations.apply(ensemble, seed)
     else:  # a restart: the state after the last completed cycle, and the diagnostics so far
         ensemble.from_rows(store.read_state(k0 - 1), all_members=True)
         if ensemble.carried is not None:
             ensemble.set_carried(store.read_carried(k0 - 1))
         for name, values in store.read_diagnostics(k0).items():
             getattr(out, name)[:k0] = values
+        if noise is not None:
+            noise.replay(ensemble, seed, k0)
+    if treatments.keeps_previous:  # the ensemble the first forecast starts from
+        treatments.remember(store.read_state(k0 - 1)[:, :N] if k0 else ensemble.to_rows()[:, :N])
     out.first_cycle = k0
     out.timing["init"] = time.perf_counter() - tic
     if store is not None and k0 == 0:
@@ -145,20 +188,37 @@ def _cycles(ensemble, scheme, observations, times, seed, inflation, store, k0, p
     for k in tqdm(range(k0, K), desc="cycles", disable=not (progress and rank0), initial=k0, total=K):
         t = [time.perf_counter()]
         ensemble.forecast(times[k], times[k + 1], k)
+        if noise is not None:
+            noise.apply(ensemble, seed, k)
         t.append(time.perf_counter())
 
-        Y_all = ensemble.observe(observations.operator)
+        batch = plan.batch(k)
         state = ensemble.to_rows()
-        Xf, Y = state[:, :N].copy(), Y_all[:, :N]
+        Xf = state[:, :N].copy()
         truth = state[:, N] if ensemble.has_truth else None
-        y = observations.observed(k, seed, Y_all[:, N] if ensemble.has_truth else None)
-        ctx = AnalysisContext(seed=seed, cycle=k, obs_coords=observations.coords, periodic=ensemble.periodic)
-        X, Y = (inflation.prior(Xf, rows), inflation.prior_obs(Y)) if inflation else (Xf, Y)
-        Xa = apply_update(scheme.prepare(Y, y, observations.R, ctx), X, rows, product, ensemble.world)
-        if inflation:
-            Xa = inflation.posterior(Xa, X, rows, ctx)
-        ensemble.from_rows(Xa)
-        state[:, :N] = Xa
+        Xa, record = Xf, (0, [])
+        if batch is not None:
+            Y_all = ensemble.observe(batch.operator)
+            y = batch.observed(seed, Y_all[:, N] if ensemble.has_truth else None)
+            Y = Y_all[:, :N]
+            X, Yi = (inflation.prior(Xf, rows), inflation.prior_obs(Y)) if inflation else (Xf, Y)
+            rejected = batch.rejected(Yi, y)
+            keep = ~rejected
+            if keep.any():
+                ctx = AnalysisContext(seed=seed, cycle=k, obs_coords=batch.positions(keep),
+                                      periodic=ensemble.periodic)
+                Xa = apply_update(scheme.prepare(Yi[keep], y[keep], batch.error(keep), ctx), X, rows, product,
+                                  ensemble.world)
+                if inflation:
+                    Xa = inflation.posterior(Xa, X, rows, ctx)
+                if treatments:
+                    treatments.apply(Xa, Xf, times[k + 1], times[k + 1] - times[k], batch.kept(y, keep))
+                ensemble.from_rows(Xa)
+                state[:, :N] = Xa
+            record = (int(keep.sum()), [(plan.names[qi], j, y[s], Y[s].mean(axis=1), rejected[s])
+                                        for (qi, j), s in zip(batch.parts, batch.slices)])
+        out.n_obs[k] = record[0]
+        treatments.remember(state[:, :N])
         t.append(time.perf_counter())
 
         out.rmse_forecast[k], out.spread_forecast[k] = rmse_spread(ensemble, Xf, truth)
@@ -174,7 +234,7 @@ def _cycles(ensemble, scheme, observations, times, seed, inflation, store, k0, p
         if store is not None:
             diag = {name: getattr(out, name)[k] for name in
                     ("rmse_forecast", "rmse_analysis", "spread_forecast", "spread_analysis")}
-            store.write_cycle(k, Xf, Xa, state, y, diag, [t[1] - t[0], t[2] - t[1]], io_start=t[2],
+            store.write_cycle(k, Xf, Xa, state, record, diag, [t[1] - t[0], t[2] - t[1]], io_start=t[2],
                               carried=ensemble.carried_values())
         t.append(time.perf_counter())
         for name, a, b in zip(TIMING, t[:-1], t[1:]):

@@ -24,7 +24,7 @@ __all__ = ["grow"]
 _BLOCK_BYTES = 64 * 2 ** 20  # copied at a time
 
 
-def grow(path: str, times: np.ndarray, comm=None, attrs: dict | None = None) -> int:
+def grow(path: str, times: np.ndarray, comm=None, attrs: dict | None = None, observations=None) -> int:
     """Give the store at ``path`` room for ``len(times) - 1`` cycles; return its old count.
 
     Collective over ``comm`` (rank 0 does the work). Call it with the store's lock held.
@@ -35,6 +35,10 @@ def grow(path: str, times: np.ndarray, comm=None, attrs: dict | None = None) -> 
         The new run's ``t_0, ..., t_K``; its first times must be the stored ones.
     attrs
         Root attributes to replace (the new settings); ``n_cycles`` is set here.
+    observations
+        The new run's :class:`~fdassim.observations.ObsPlan`: each quantity's new observation
+        times get rows (:func:`fdassim.observations.store.regrow`); ``None``: quantities
+        observed at every cycle are observed at every new cycle.
 
     Raises
     ------
@@ -43,10 +47,12 @@ def grow(path: str, times: np.ndarray, comm=None, attrs: dict | None = None) -> 
     StoreError
         If the store cannot be read or the new one written.
     """
-    return on_rank0(comm, lambda: _grow(path, np.asarray(times, dtype=float), dict(attrs or {})))
+    return on_rank0(comm, lambda: _grow(path, np.asarray(times, dtype=float), dict(attrs or {}), observations))
 
 
-def _grow(path: str, times: np.ndarray, attrs: dict) -> int:
+def _grow(path: str, times: np.ndarray, attrs: dict, observations) -> int:
+    from .observations.store import regrow
+
     import h5py
 
     K_new = times.size - 1
@@ -67,7 +73,10 @@ def _grow(path: str, times: np.ndarray, attrs: dict) -> int:
                 dst.attrs.update(dict(src.attrs))
                 dst.attrs.update(attrs)
                 dst.attrs["n_cycles"] = K_new
-                src.visititems(lambda name, obj: _copy(src, dst, name, obj, K_new - K))
+                src.visititems(lambda name, obj: None if name.startswith("observations/") else
+                               _copy(src, dst, name, obj, K_new - K))
+                if "observations" in src:
+                    regrow(src, dst, times[1:], observations)
                 dst["times"][...] = times
     except (OSError, KeyError) as exc:
         if os.path.exists(tmp):

@@ -17,8 +17,10 @@ Layout of the file (``K`` cycles, ``N`` members, field ``f`` with ``n_f`` values
     /mean/analysis/<f>         (K, n_f)
     /truth/<f>                 (K, n_f)     twin experiments only
     /coordinates/<f>           (n_f, d)     positions of the field's values (when known)
-    /observations/y            (K, m)
-    /diagnostics/<name>        (K,)          rmse_forecast, rmse_analysis, spread_forecast, ...
+    /observations/<q>/...      per observed quantity q: values (T_q, m_q) at its T_q times, and
+                               more (see fdassim.observations.store: a varying number per cycle)
+    /diagnostics/<name>        (K,)          rmse_forecast, rmse_analysis, spread_forecast, ...,
+                                             n_obs (observations assimilated; 0: no analysis)
     /timing/cycle              (K, 3)        seconds in forecast, analysis, io
     /timing/init               ()            seconds in initialization
     /restart/slot0, slot1      (n, N + truth)  the state after the last committed cycles
@@ -69,10 +71,11 @@ from .checks import gib
 from .collective import on_rank0
 from .errors import ConfigError, StoreError, StoreNotFound
 from .lock import StoreLock
+from .observations import store as obs_store
 
 __all__ = ["Store", "FORMAT_VERSION", "versions", "read_status"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: observations per quantity (fdassim.observations.store)
 DIAGNOSTICS = ("rmse_forecast", "rmse_analysis", "spread_forecast", "spread_analysis")
 #: per observation time and per window, of a smoother run
 SMOOTHER_DIAGNOSTICS = ("rmse_smoother", "spread_smoother")
@@ -155,15 +158,16 @@ class _Spec:
     shape: tuple
     dtype: str = "f8"
     cycles: bool = False
+    fill: float | None = None  # a fill value other than the dtype's usual one
 
     @property
     def nbytes(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
 
 
-def _layout(ensemble, K: int, m: int, store_ensembles: bool, smoother=None) -> list[_Spec]:
-    """Every dataset of a store for ``ensemble`` over ``K`` cycles with ``m`` observations
-    (and of a ``smoother`` run)."""
+def _layout(ensemble, K: int, plan, store_ensembles: bool, smoother=None) -> list[_Spec]:
+    """Every dataset of a store for ``ensemble`` over ``K`` cycles observing ``plan`` (an
+    :class:`~fdassim.observations.ObsPlan`; and of a ``smoother`` run)."""
     N, L = ensemble.size, ensemble.layout
     specs = [_Spec("status", (), f"S{STATUS_BYTES}"), _Spec("times", (K + 1,), cycles=True),
              _Spec("completed", (), "i8"), _Spec("divergence", (), "i8")]
@@ -177,7 +181,7 @@ def _layout(ensemble, K: int, m: int, store_ensembles: bool, smoother=None) -> l
             specs.append(_Spec(f"truth/{f.name}", (K, nf), cycles=True))
         if L.coords is not None:
             specs.append(_Spec(f"coordinates/{f.name}", (nf, L.coords.shape[1])))
-    specs.append(_Spec("observations/y", (K, m), cycles=True))
+    specs += [_Spec(*spec) for spec in obs_store.specs(plan)]
     specs += [_Spec(f"diagnostics/{name}", (K,), cycles=True) for name in DIAGNOSTICS]
     specs += [_Spec("timing/cycle", (K, len(TIMING)), cycles=True), _Spec("timing/init", ())]
     if smoother is not None:
@@ -269,11 +273,15 @@ class Store:
 
     # -- creating and opening --------------------------------------------------------------
     @classmethod
-    def create(cls, path: str, ensemble, times: np.ndarray, m: int, config_text: str = "",
+    def create(cls, path: str, ensemble, times: np.ndarray, m, config_text: str = "",
                store_ensembles: bool = True, overwrite: bool = False, resolved: str = "",
                settings: str = "", lock: StoreLock | None = None, commit_seconds: float = 1.0,
                smoother=None) -> "Store":
-        """Make a new store for a run of ``len(times) - 1`` cycles with ``m`` observations.
+        """Make a new store for a run of ``len(times) - 1`` cycles.
+
+        ``m`` says what is observed: an :class:`~fdassim.observations.Observations` (or its
+        :class:`~fdassim.observations.ObsPlan`), or an int, for ``m`` values named ``y``
+        observed at every cycle.
 
         The file is written under a temporary name and renamed when complete, so a run
         killed here leaves no half-made store. Missing directories of ``path`` are made.
@@ -306,7 +314,8 @@ class Store:
         own = lock is None
         lock = StoreLock(path).acquire_collective(comm) if own else lock
         try:
-            specs = _layout(ensemble, K, m, store_ensembles, smoother)
+            plan = obs_store.plan_of(m, ensemble, times)
+            specs = _layout(ensemble, K, plan, store_ensembles, smoother)
 
             def check():
                 if not overwrite and os.path.exists(path):
@@ -321,7 +330,7 @@ class Store:
             created, stack = comm.bcast((time.strftime("%Y-%m-%dT%H:%M:%S"), json.dumps(versions()))
                                         if comm.rank == 0 else None, root=0)
             try:
-                cls._write_new(tmp, ensemble, times, specs, comm, dict(
+                cls._write_new(tmp, ensemble, times, specs, plan, comm, dict(
                     format_version=FORMAT_VERSION, config=config_text, resolved=resolved, settings=settings,
                     versions=stack, n_members=ensemble.size, n_cycles=K,
                     ranks_per_member=ensemble.comm.size, has_truth=ensemble.has_truth,
@@ -345,13 +354,15 @@ class Store:
             raise
 
     @classmethod
-    def _write_new(cls, tmp: str, ensemble, times, specs: list[_Spec], comm, attrs: dict) -> None:
+    def _write_new(cls, tmp: str, ensemble, times, specs: list[_Spec], plan, comm, attrs: dict) -> None:
         L = ensemble.layout
         with _open(tmp, "w", comm) as h5:
             h5.attrs.update(attrs)
             for s in specs:
                 if s.name == "times":
                     d = h5.create_dataset("times", data=np.asarray(times, dtype=float), track_times=False)
+                elif s.fill is not None:
+                    d = h5.create_dataset(s.name, s.shape, dtype=s.dtype, fillvalue=s.fill, track_times=False)
                 elif s.dtype.startswith("S"):
                     d = h5.create_dataset(s.name, data=np.bytes_(b"running"), dtype=s.dtype, track_times=False)
                 elif s.dtype == "i8":
@@ -362,6 +373,7 @@ class Store:
                 if s.cycles:
                     d.attrs["cycle_axis"] = 0
             h5["timing/cycle"].attrs["columns"] = json.dumps(list(TIMING))
+            obs_store.fill(h5, plan, np.asarray(times, dtype=float)[1:], comm.rank == 0)
             if L.coords is not None:
                 store = cls(tmp, comm, ensemble, len(times) - 1)
                 rows = ensemble.rows
@@ -506,7 +518,7 @@ class Store:
             self._divergence = int(k)
 
     def write_cycle(self, k: int, forecast: np.ndarray, analysis: np.ndarray, state: np.ndarray,
-                    y: np.ndarray, diagnostics: dict[str, float], timing: list[float],
+                    observed, diagnostics: dict[str, float], timing: list[float],
                     io_start: float | None = None, carried: list[tuple[int, np.ndarray]] = ()) -> None:
         """Add cycle ``k`` to the store; it is committed with the next :meth:`flush`.
 
@@ -521,8 +533,9 @@ class Store:
         state
             ``(nb, n_total)`` this rank's rows of the state after the cycle (members and truth),
             for a restart.
-        y
-            ``(m,)`` the observations (same on every rank).
+        observed
+            The cycle's observation record (same on every rank; see
+            :func:`fdassim.observations.store.write`).
         diagnostics, timing
             Scalars of this cycle (same on every rank): timing holds the seconds spent in
             forecast and analysis; the I/O time is measured here from ``io_start``
@@ -534,7 +547,7 @@ class Store:
         if self._pending and k != self._pending[-1]["k"] + 1:
             raise ValueError(f"cycle {k} written after cycle {self._pending[-1]['k']}")
         N = self.ens.size
-        c = {"k": k, "y": np.array(y, dtype=float), "timing": list(timing)[:2], "io_start": io_start,
+        c = {"k": k, "obs": observed, "timing": list(timing)[:2], "io_start": io_start,
              "diag": [diagnostics.get(name, np.nan) for name in DIAGNOSTICS], "rows": {}, "state": state,
              "carried": carried}
         for fr in self._fields:
@@ -597,7 +610,8 @@ class Store:
             for i, values in cycles[-1]["carried"]:
                 h5(f"restart/carried{slot}")[i, c0:c0 + values.size] = values
         if self.comm.rank == 0:
-            h5("observations/y")[ka:kb, :] = np.stack([c["y"] for c in cycles])
+            for c in cycles:
+                obs_store.write(h5, c["k"], c["obs"])
             diag = np.array([c["diag"] for c in cycles])
             for j, name in enumerate(DIAGNOSTICS):
                 h5(f"diagnostics/{name}")[ka:kb] = diag[:, j]
@@ -645,7 +659,13 @@ class Store:
 
     def read_diagnostics(self, k: int) -> dict[str, np.ndarray]:
         """The per-cycle diagnostics of the first ``k`` cycles (same on every rank)."""
-        return {name: self._h5[f"diagnostics/{name}"][:k] for name in DIAGNOSTICS}
+        out = {name: self._h5[f"diagnostics/{name}"][:k] for name in DIAGNOSTICS}
+        out.update(obs_store.read_counts(self._h5, k))
+        return out
+
+    def check_observations(self, plan) -> None:
+        """Raise if the store was made for other observed quantities than ``plan``'s."""
+        obs_store.check(self._h5, plan, self.path)
 
     def _slot_after(self, k: int) -> int:
         """The restart slot holding the state after cycle ``k`` (the last committed one)."""

@@ -29,7 +29,7 @@ _NONE = type(None)
 
 def reference() -> str:
     """The Markdown reference of every key of ``params.yaml``."""
-    from .config import INFLATIONS, MODELS, SCHEMES, SMOOTHERS, Settings, _load_class
+    from .config import INFLATIONS, MODELS, PARAMETERS, SCHEMES, SMOOTHERS, Settings, _load_class
 
     out = ["# params.yaml: every key", "",
            "Generated from the settings classes and the docstrings of the models, schemes and",
@@ -46,6 +46,13 @@ def reference() -> str:
                     "```yaml", "inflation:", "  - multiplicative: {lam: 1.02}", "  - rtps: {alpha: 0.5}", "```", ""]
             for name, spec in INFLATIONS.items():
                 out += _class_table(f"`{name}`", _load_class(spec), "inflation[i]." + name)
+            continue
+        if section.name == "parameters":
+            out += ["A list of `{kind: options}` mappings, applied in order after each analysis:", "",
+                    "```yaml", "parameters:", "  - beta: {field: bed, observed: bed}",
+                    "  - clip: {field: friction, lower: 0.0}", "```", ""]
+            for name, spec in PARAMETERS.items():
+                out += _class_table(f"`{name}`", _load_class(spec), "parameters[i]." + name)
             continue
         out += _table([_row(f"{section.name}.{f.name}", f, _hints(tp)[f.name]) for f in _fields(tp)])
         registry = {"model": MODELS, "filter": SCHEMES, "smoother": SMOOTHERS}.get(section.name)

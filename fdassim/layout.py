@@ -180,16 +180,7 @@ class Layout:
 
 def _node_coordinates(f, n: int) -> np.ndarray:
     """Coordinates of the owned nodes of Function ``f``, repeated for each component."""
-    import firedrake
+    from .observations.onmesh import node_coordinates
 
-    V = f.function_space()
-    mesh = V.mesh()
-    element = V.ufl_element()
-    if len(V.value_shape) > 0:
-        element = element.sub_elements[0]
-    X = firedrake.Function(firedrake.VectorFunctionSpace(mesh, element))
-    X.interpolate(firedrake.SpatialCoordinate(mesh))
-    xy = X.dat.data_ro  # (nodes, d); no need to ask UFL for the dimension
-    xy = xy.reshape(xy.shape[0], -1)
-    ncomp = n // xy.shape[0]
-    return np.repeat(xy, ncomp, axis=0)
+    xy = node_coordinates(f.function_space())
+    return np.repeat(xy, n // xy.shape[0], axis=0)

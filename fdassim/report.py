@@ -41,6 +41,7 @@ def _read(path: str) -> dict:
         out["divergence"] = int(h5["divergence"][()]) if "divergence" in h5 else -1
         out["fields"] = {}
         out["smoother"] = smoother_report.read(h5, k)
+        out["observations"] = _observation_counts(h5, k)
         if "truth" in h5:
             for name in json.loads(h5.attrs["fields"]):
                 t = h5[f"truth/{name}"][:k]
@@ -60,6 +61,23 @@ def _status(path: str, d: dict) -> str:
     advice = "continue it with fdassim run --restart" if d["smoother"] is None else smoother_report.RESTART
     return (f"interrupted after {d['completed']} of {d['cycles']} cycles (the run stopped without finishing: "
             f"killed?); {advice}")
+
+
+def _observation_counts(h5, k: int) -> list[str]:
+    """Lines on the observations: per quantity, times observed, values, QC rejections."""
+    if "observations" not in h5 or "quantities" not in h5["observations"].attrs:
+        return []
+    n_obs = h5["diagnostics/n_obs"][:k]
+    lines = [f"observations: {int(n_obs.sum())} assimilated; {int(np.sum(n_obs == 0))} of {k} cycles "
+             "without any (no analysis)"]
+    for name in json.loads(h5["observations"].attrs["quantities"]):
+        g = h5[f"observations/{name}"]
+        done = g["cycle"][:] < k
+        m = g["values"].shape[1]
+        rej = g["n_rejected"][:][done]
+        lines.append(f"  {name:12s} {int(done.sum())} times x {m} values; rejected by QC: {int(rej.sum())}"
+                     + (f" (at most {int(rej.max())} in one cycle)" if rej.size and rej.max() > 0 else ""))
+    return lines
 
 
 def report(path: str, burn_in: int | None = None, figures: bool = True) -> str:
@@ -96,6 +114,7 @@ def report(path: str, burn_in: int | None = None, figures: bool = True) -> str:
         for name, r in d["fields"].items():
             lines.append(f"  {name:12s} forecast {np.mean(r['forecast'][b:]):.4g}; "
                          f"analysis {np.mean(r['analysis'][b:]):.4g}; last analysis {r['analysis'][-1]:.4g}")
+    lines.extend(d["observations"])
     t = d["timing"]
     lines.append("time: init {:.2f} s, ".format(d["init"]) +
                  ", ".join(f"{c} {s:.2f} s" for c, s in zip(d["timing_columns"], np.nansum(t, axis=0))))

@@ -10,6 +10,7 @@ summary and the timing breakdown on rank 0. A run that fails after that leaves a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -17,72 +18,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .analysis.base import ObsError
 from .checks import check_times
 from .collective import on_rank0
 from .config import Settings, restart_differences
 from .divergence import ADVICE
-from .errors import ConfigError
+from .errors import ConfigError, ObservationError
 from .fields import write_fields
 from .grow import grow
 from .io import check_output_path, remove_leftovers
 from .lock import StoreLock, describe_holder
-from .observations import Identity, Observations, Subset
+from .observations import Observations
 
 __all__ = ["run", "preflight", "make_observations", "fields_path"]
 
 
-def make_observations(settings: Settings, ensemble) -> Observations:
-    """The observation operator, error and values described by ``settings.observations``."""
-    o = settings.observations
-    model = ensemble.model
-    names = [f.name for f in model.fields]
-    if o.field not in names:
-        raise ConfigError(f"observations.field: {o.field!r} is not a field of the model; choose one of {names}")
-    template = ensemble.template
-    value = template[o.field]
-    geometry = getattr(model, "geometry", None)
-    coords = None if geometry is None else geometry.positions.get(o.field)
-    if hasattr(value, "function_space"):
-        if o.points is None:
-            raise ConfigError(f"observations: field {o.field!r} is a Firedrake Function: give `points` to observe")
-        from .pointobs import PointValues
+def make_observations(settings: Settings, ensemble, times=None) -> Observations:
+    """The observations described by ``settings.observations`` (see :mod:`fdassim.observations.settings`);
+    ``times`` (``t_0 .. t_K``) checks observation files' times here, naming the file."""
+    from .observations.settings import make_observations as make
 
-        H = PointValues(o.field, np.asarray(o.points, dtype=float))
-        obs_coords = H.points
-    else:
-        if o.points is not None:
-            raise ConfigError(f"observations.points: field {o.field!r} is an array: use `every` or `indices`")
-        n = np.asarray(value).size
-        if o.indices is not None:
-            bad = [i for i in o.indices if not 0 <= i < n]
-            if bad:
-                raise ConfigError(f"observations.indices: {bad} outside 0..{n - 1}")
-            idx = np.asarray(o.indices)
-        else:
-            idx = np.arange(0, n, o.every or 1)
-        H = Identity(o.field) if idx.size == n else Subset(tuple(idx.tolist()), o.field)
-        obs_coords = None if coords is None else np.asarray(coords, dtype=float).reshape(n, -1)[idx]
-    values = None
-    if o.file is not None:
-        values = _read_values(o.file)
-        if values.shape[0] < settings.run.cycles:
-            raise ConfigError(f"observations.file: {o.file!r} holds {values.shape[0]} cycles, "
-                              f"run.cycles is {settings.run.cycles}")
-    return Observations(H, ObsError.from_std(o.std), obs_coords, values)
-
-
-def _read_values(path: str) -> np.ndarray:
-    try:
-        if path.endswith(".npz"):
-            with np.load(path) as f:
-                return np.asarray(f["y"], dtype=float)
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            return np.asarray(f["y"][...], dtype=float)
-    except (KeyError, OSError, ValueError) as exc:
-        raise ConfigError(f"observations.file: cannot read observed values `y` (cycles x m) from {path!r}: {exc}") from None
+    return make(settings.observations, ensemble, times)
 
 
 @dataclass
@@ -95,7 +50,10 @@ class Plan:
     smoother: object  # the smoother, or None for a filter run
     inflation: object
     times: np.ndarray
-    m: int
+    obs_plan: object  # what each cycle observes (fdassim.observations.ObsPlan)
+    initial_perturbations: object = None
+    model_noise: object = None
+    parameters: list = dataclasses.field(default_factory=list)
 
 
 def preflight(settings: Settings, comm=None, restart: bool = False) -> Plan:
@@ -114,19 +72,33 @@ def preflight(settings: Settings, comm=None, restart: bool = False) -> Plan:
     if settings.smoother is not None and restart:
         raise ConfigError("--restart: a smoother run cannot be continued from its store yet; start it again "
                           "with --overwrite")
-    if not r.twin and settings.observations.file is None:
-        raise ConfigError("observations.file: required when run.twin is false (there is no truth to observe)")
+    if settings.smoother is not None:
+        unused = [key for key, given in (("parameters", settings.parameters),
+                                         ("ensemble.initial_perturbations", e.initial_perturbations),
+                                         ("ensemble.model_noise", e.model_noise)) if given]
+        if unused:
+            raise ConfigError(f"{', '.join(unused)}: a smoother run does not apply these yet; remove them, or "
+                              "run a filter (filter: instead of smoother:)")
+    if not r.twin:
+        missing = [name for name, q in settings.observations.named().items() if q.file is None]
+        if missing:
+            raise ConfigError(f"observations: {', '.join(missing)} need a file when run.twin is false "
+                              "(there is no truth to observe)")
     model = settings.make_model()
     times = r.t0 + r.interval * np.arange(r.cycles + 1)
     check_times(model, times)
     ensemble = Ensemble(model, e.size, comm=comm, ranks_per_member=e.ranks_per_member, truth=r.twin)
-    observations = make_observations(settings, ensemble)
-    # the number of observations: from the given values, else from the operator on the members
-    m = (observations.values.shape[1] if observations.values is not None
-         else ensemble.observe(observations.operator).shape[0])
+    observations = make_observations(settings, ensemble, times)
+    obs_plan = observations.plan(ensemble, times)  # every schedule, file and operator checked
     scheme = settings.make_scheme() if settings.filter is not None else None
     smoother = settings.make_smoother() if settings.smoother is not None else None
-    return Plan(ensemble, observations, scheme, smoother, settings.make_inflation(), times, m)
+    if smoother is not None:
+        try:
+            observations.single()
+        except ObservationError as exc:
+            raise ConfigError(f"observations: {exc}") from None
+    return Plan(ensemble, observations, scheme, smoother, settings.make_inflation(), times, obs_plan,
+                settings.make_initial_perturbations(), settings.make_model_noise(), settings.make_parameters())
 
 
 def run(settings: Settings, config_text: str = "", restart: bool = False, overwrite: bool = False, comm=None):
@@ -158,7 +130,9 @@ def run(settings: Settings, config_text: str = "", restart: bool = False, overwr
             if plan.smoother is None:
                 result = assimilate(ensemble, plan.scheme, plan.observations, plan.times, seed=settings.run.seed,
                                     product=settings.filter.product, inflation=plan.inflation, store=store,
-                                    restart=store.completed() > 0, progress=settings.run.progress)
+                                    restart=store.completed() > 0, progress=settings.run.progress,
+                                    initial_perturbations=plan.initial_perturbations, model_noise=plan.model_noise,
+                                    parameters=plan.parameters)
             else:
                 result = smooth(ensemble, plan.smoother, plan.observations, plan.times, seed=settings.run.seed,
                                 inflation=plan.inflation, store=store, progress=settings.run.progress)
@@ -190,7 +164,7 @@ def _open_store(settings: Settings, plan: Plan, config_text: str, restart: bool,
     if not restart:
         if overwrite and rank0 and os.path.exists(fields_path(path)):
             os.remove(fields_path(path))  # the fields of the run being replaced
-        return Store.create(path, plan.ensemble, plan.times, plan.m, config_text, settings.output.store_ensembles,
+        return Store.create(path, plan.ensemble, plan.times, plan.obs_plan, config_text, settings.output.store_ensembles,
                             overwrite=overwrite, resolved=settings.resolved(), settings=json.dumps(now),
                             smoother=plan.smoother, **kw)
     header = Store.read_header(path, world)
@@ -206,7 +180,8 @@ def _open_store(settings: Settings, plan: Plan, config_text: str, restart: bool,
                               "change its result:\n  " + "\n  ".join(diffs) + "\nrestart with the stored "
                               "settings (the store's `config` attribute holds them), or start again with --overwrite")
     if settings.run.cycles != header["n_cycles"]:
-        old = grow(path, plan.times, world, dict(config=config_text, resolved=settings.resolved()))
+        old = grow(path, plan.times, world, dict(config=config_text, resolved=settings.resolved()),
+                   observations=plan.obs_plan)
         if rank0:
             print(f"extending {path!r} from {old} to {settings.run.cycles} cycles", file=sys.stderr)
     store = Store.open(path, plan.ensemble, **kw)

@@ -69,7 +69,8 @@ class Stream(enum.IntEnum):
     INITIAL = 1
     #: initial state of a twin experiment's truth (one generator, no member)
     TRUTH = 2
-    #: synthetic observation noise of a twin experiment, per cycle (no member)
+    #: synthetic observation noise of a twin experiment, per cycle (no member; ``part`` is the
+    #: observed quantity's index, fdassim.observations)
     OBS_NOISE = 3
     #: observation perturbations of the stochastic schemes (EnKF, localized EnKF,
     #: perturbed-obs regression filter): the member block, shared so the schemes can be
@@ -77,9 +78,11 @@ class Stream(enum.IntEnum):
     OBS_PERTURBATION = 4
     #: additive inflation noise, per member, drawn by row parts
     ADDITIVE = 5
-    #: random fields of initial ensembles (reserved)
+    #: random fields added to the initial members (fdassim.perturbations), per member; the
+    #: truth's with no member
     RANDOM_FIELD = 6
-    #: model noise, e.g. AR(1) forcing of the forecast (reserved)
+    #: model noise, the AR(1) forcing after each forecast (fdassim.perturbations), per member
+    #: and cycle; the truth's with no member
     MODEL_NOISE = 7
     #: perturbations of uncertain parameters (reserved)
     PARAMETER = 8

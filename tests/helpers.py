@@ -7,7 +7,7 @@ HEAT_POINTS = np.array([[x, y] for x in (0.125, 0.375, 0.625, 0.875) for y in (0
 
 
 def run_twin(model, scheme, path, *, comm, N=12, cycles=4, interval=0.2, ranks_per_member=1, seed=5,
-             observations=None, inflation=None, product=None):
+             observations=None, inflation=None, product=None, parameters=()):
     """A twin run through :func:`fdassim.cycle.assimilate`, stored at ``path``; returns the result."""
     from fdassim.analysis.base import ObsError
     from fdassim.cycle import assimilate
@@ -20,10 +20,18 @@ def run_twin(model, scheme, path, *, comm, N=12, cycles=4, interval=0.2, ranks_p
     if observations is None:
         observations = Observations(PointValues("temperature", HEAT_POINTS), ObsError.from_std(0.1), HEAT_POINTS)
     times = interval * np.arange(cycles + 1)
-    m = ens.observe(observations.operator).shape[0]
-    with Store.create(path, ens, times, m) as store:
+    with Store.create(path, ens, times, observations) as store:
         return assimilate(ens, scheme, observations, times, seed=seed, store=store, inflation=inflation,
-                          progress=False, **({} if product is None else {"product": product}))
+                          progress=False, parameters=parameters, **({} if product is None else {"product": product}))
+
+
+def split_paths(tmp_path_factory, name):
+    """``(world, serial)`` store paths of a 2-rank test: one shared by the ranks, one per rank."""
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    base = comm.bcast(str(tmp_path_factory.mktemp(name)) if comm.rank == 0 else None)
+    return f"{base}/world.h5", f"{base}/serial-{comm.rank}.h5"
 
 
 def read_store(path, names=("ensemble/analysis", "ensemble/forecast", "truth", "observations", "coordinates",

@@ -203,3 +203,63 @@ def test_config_filter_product(value, product):
 def test_config_filter_product_rejects_unknown():
     with pytest.raises(ConfigError, match=r"filter.product: 'blas' is not allowed; choose one of 'tiled', 'ordered', 'petsc'"):
         parse(changed("filter", {"scheme": "etkf", "product": "blas"}))
+
+
+def test_config_restart_compares_nested_observation_files(tmp_path):
+    """A quantity's file under observations.quantities is compared by its contents too."""
+    from fdassim.config import restart_differences
+
+    f = tmp_path / "odd.nc"
+    f.write_bytes(b"first")
+    d = changed("observations", {"quantities": {"odd": {"field": "x", "file": str(f), "std": 1.0}}})
+    before = parse(d).result_settings()
+    f.write_bytes(b"second")
+    diffs = restart_differences(before, parse(d).result_settings())
+    assert len(diffs) == 1 and diffs[0].startswith("observations.quantities.odd.file (contents, sha256): ")
+
+
+@pytest.mark.parametrize("path, value, match", [
+    pytest.param("observations", {"quantities": {"a": {"field": "x", "std": -1.0}}},
+                 r"observations.quantities.a.std: must be positive", id="quantity-std"),
+    pytest.param("observations", {"field": "x", "quantities": {"a": {"field": "x", "every": 2}}},
+                 r"observations: give either quantities or the one-quantity keys", id="both-forms"),
+    pytest.param("observations", {"quantities": {"a": {"schedule": {"every": 0.0}}}},
+                 r"observations.quantities.a.schedule: schedule.every: must be positive", id="schedule-every"),
+    pytest.param("observations", {"quantities": {"a": {"shedule": {}}}},
+                 r"observations.quantities.a: unknown key 'shedule'", id="quantity-unknown-key"),
+    pytest.param("observations", {"every": 2, "points": [[0.5]]}, r"observations: give one of every, indices",
+                 id="two-operators"),
+    pytest.param("ensemble.initial_perturbations", {"x": {"model": "matern", "std": 1.0, "length": 2.0}},
+                 r"ensemble.initial_perturbations.x.model: 'matern' is not allowed", id="field-model"),
+    pytest.param("ensemble.initial_perturbations", {"x": {"model": "gaussian", "std": 1.0}},
+                 r"ensemble.initial_perturbations.x.length: required for gaussian fields", id="field-length"),
+    pytest.param("ensemble.model_noise", {"rho": 1.5, "fields": {"x": {"model": "gaussian", "std": 1.0, "length": 2.0}}},
+                 r"ensemble.model_noise.rho: must be in \[0, 1\), got 1.5", id="noise-rho"),
+    pytest.param("ensemble.initial_perturbations", {"y": {"model": "gaussian", "std": 1.0, "length": 2.0}},
+                 r"ensemble.initial_perturbations.y: not a field of the model; it has \['x'\]", id="field-name"),
+    pytest.param("ensemble.model_noise", {"fields": {"y": {"model": "evensen", "std": 1.0, "length": 2.0}}},
+                 r"ensemble.model_noise.fields.y: not a field of the model", id="noise-field-name"),
+    pytest.param("parameters", [{"beta": {"field": "x", "observed": "bed"}}],
+                 r"parameters\[0\].observed: 'bed' is not an observed quantity; choose one of \['x'\]",
+                 id="parameter-observed"),
+    pytest.param("parameters", [{"clip": {"field": "y", "lower": 0.0}}],
+                 r"parameters\[0\].field: 'y' is not a field of the model", id="parameter-field"),
+    pytest.param("parameters", [{"clamp": {"field": "x"}}], r"parameters\[0\]: 'clamp' is not known; choose one of "
+                 r"clip, beta, under_relaxed", id="parameter-kind"),
+])
+def test_config_observations_perturbations_parameters_fail_naming_the_key(path, value, match):
+    with pytest.raises(ConfigError, match=match):
+        parse(changed(path, value))
+
+
+def test_config_several_quantities_perturbations_parameters_build():
+    d = changed("observations", {"quantities": {
+        "odd": {"field": "x", "indices": [1, 3, 5], "std": 0.5, "schedule": {"start": 0.1, "every": 0.1}},
+        "all": {"field": "x", "covariance": [[1.0]] , "outlier_threshold": 3.0}}})
+    d["ensemble"]["initial_perturbations"] = {"x": {"model": "exponential", "std": 0.5, "length": 3.0}}
+    d["ensemble"]["model_noise"] = {"rho": 0.8, "fields": {"x": {"model": "gaussian", "std": 0.1, "length": 2.0}}}
+    d["parameters"] = [{"clip": {"field": "x", "lower": -20.0, "upper": 20.0}}]
+    s = parse(d)
+    assert set(s.observations.named()) == {"odd", "all"}
+    assert s.observations.named()["odd"].schedule.every == 0.1
+    assert s.make_model_noise().rho == 0.8 and s.make_parameters()[0].upper == 20.0

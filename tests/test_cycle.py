@@ -38,7 +38,7 @@ def test_cycle_analysis_equals_scheme_on_stored_arrays(heat_run):
     _, d = heat_run
     Xf = np.concatenate([d["ensemble/forecast/temperature"], d["ensemble/forecast/source"]], axis=1)
     Xa = np.concatenate([d["ensemble/analysis/temperature"], d["ensemble/analysis/source"]], axis=1)
-    y = d["observations/y"]
+    y = d["observations/y/values"]
     # predicted observations of the stored forecast members: P1 point evaluation is linear in
     # the nodal values, so evaluate the basis once on a unit vector per node
     from fdassim.models.heat import Heat
@@ -61,7 +61,7 @@ def test_cycle_analysis_equals_scheme_on_stored_arrays(heat_run):
 
 def test_cycle_stores_truth_means_and_coordinates(heat_run):
     _, d = heat_run
-    K = d["observations/y"].shape[0]
+    K = d["observations/y/values"].shape[0]
     assert d["truth/source"].shape == (K, 81) and np.all(np.isfinite(d["truth/source"]))
     np.testing.assert_allclose(d["mean/analysis/source"], d["ensemble/analysis/source"].mean(axis=2), rtol=1e-13)
     c = d["coordinates/temperature"]
@@ -118,7 +118,7 @@ def test_cycle_lorenz96_equals_serial_reference_loop(tmp_path):
     X0 = _initial_ensemble(model, N, seed)
     truth = np.vstack([np.zeros(model.n), d["truth/x"]])
     times = 0.05 * np.arange(K + 1)
-    ref = run_filter(model, ETKF(), Multiplicative(1.02), X0, d["observations/y"], np.eye(model.n),
+    ref = run_filter(model, ETKF(), Multiplicative(1.02), X0, d["observations/y/values"], np.eye(model.n),
                      ObsError.from_std(np.ones(model.n)), seed, times=times, truth=truth)
     np.testing.assert_array_equal(d["ensemble/analysis/x"][-1], ref.Xa)
     np.testing.assert_allclose(result.rmse_analysis, ref.rmse_a, rtol=1e-12)

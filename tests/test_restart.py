@@ -24,11 +24,15 @@ L96 = {
     "run": {"cycles": 12, "interval": 0.05, "seed": 11, "progress": False},
     "output": {"commit_seconds": 0},  # commit every cycle: a kill at cycle k leaves k cycles
 }
-HEAT = {
+HEAT = {  # with the state a restart must recover beyond the fields: AR(1) noise, the previous ensemble
     "model": {"name": "heat"},
-    "ensemble": {"size": 6},
+    "ensemble": {"size": 6,
+                 "initial_perturbations": {"source": {"model": "gaussian", "std": 0.2, "length": 0.4}},
+                 "model_noise": {"rho": 0.8, "fields": {"temperature": {"model": "evensen", "std": 0.05,
+                                                                        "length": 0.3}}}},
     "observations": {"field": "temperature", "points": HEAT_POINTS.tolist(), "std": 0.1},
     "filter": {"scheme": "enkf"},
+    "parameters": [{"beta": {"field": "source"}}],  # bounds from the current and previous ensembles
     "run": {"cycles": 5, "interval": 0.2, "seed": 11, "progress": False},
     "output": {"commit_seconds": 0},
 }
@@ -250,12 +254,16 @@ def test_run_from_observation_file_reproduces_the_twin(tmp_path):
     code, twin_path = inproc(L96, tmp_path, "twin")
     assert code == 0
     twin = read_store(twin_path)
-    np.savez(tmp_path / "obs.npz", y=twin["observations/y"])
+    from fdassim.observations.files import write_observation_file
+
+    write_observation_file(str(tmp_path / "obs.nc"), {"x": {
+        "value": twin["observations/x/values"], "time": twin["observations/x/time"],
+        "index": np.arange(0, 40, 2), "std": 1.0}})
     real = dict(L96, run=dict(L96["run"], twin=False),
-                observations=dict(L96["observations"], file=str(tmp_path / "obs.npz")))
+                observations={"field": "x", "file": str(tmp_path / "obs.nc")})
     code, path = inproc(real, tmp_path, "real")
     assert code == 0
     d = read_store(path)
     assert "truth/x" not in d and np.all(np.isnan(d["diagnostics/rmse_analysis"]))
     np.testing.assert_array_equal(d["ensemble/analysis/x"], twin["ensemble/analysis/x"])
-    np.testing.assert_array_equal(d["observations/y"], twin["observations/y"])
+    np.testing.assert_array_equal(d["observations/x/values"], twin["observations/x/values"])

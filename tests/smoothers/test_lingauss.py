@@ -82,7 +82,7 @@ def test_smoother_linear_gaussian_equals_the_exact_kalman_smoother(smoother, tmp
     system, prior, store, result = _run(smoother, str(tmp_path / "run.h5"))
     m0, P0 = _moments(prior)
     window = smoother.schedule
-    ys = store["observations/y"][:window.start(window.count(K) - 1) + smoother.lag]  # those assimilated
+    ys = store["observations/y/values"][:window.start(window.count(K) - 1) + smoother.lag]  # those assimilated
     kf = kalman_filter(system, m0, P0, ys)
     checked = 0
     for c in range(window.count(K)):

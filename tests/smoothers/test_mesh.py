@@ -47,7 +47,7 @@ def test_smoother_heat_members_split_is_bitwise_serial(tmp_path_factory):
     names = ("ensemble", "truth", "observations")
     a, b = read_store(f"{base}/world.h5", names), read_store(f"{base}/serial-{comm.rank}.h5", names)
     for key in ("ensemble/smoother/temperature", "ensemble/smoother/source", "ensemble/analysis/source",
-                "ensemble/forecast/temperature", "truth/source", "observations/y"):
+                "ensemble/forecast/temperature", "truth/source", "observations/y/values"):
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 

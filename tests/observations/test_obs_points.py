@@ -10,7 +10,7 @@ POINTS = np.random.default_rng(0).uniform(0.01, 0.99, (23, 2))
 
 
 def _values(comm):
-    from fdassim.pointobs import PointValues
+    from fdassim.observations import PointValues
 
     mesh = firedrake.UnitSquareMesh(6, 6, comm=comm)
     x, y = firedrake.SpatialCoordinate(mesh)
@@ -36,7 +36,7 @@ def test_pointvalues_on_a_split_mesh_equal_serial_on_every_rank():
 
 def test_pointvalues_point_outside_the_mesh_names_the_field():
     from fdassim.errors import ObservationError
-    from fdassim.pointobs import PointValues
+    from fdassim.observations import PointValues
 
     mesh = firedrake.UnitSquareMesh(4, 4, comm=MPI.COMM_SELF)
     f = firedrake.Function(firedrake.FunctionSpace(mesh, "CG", 1))
