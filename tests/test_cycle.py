@@ -150,7 +150,7 @@ def test_cycle_passes_the_models_ring_to_localization(tmp_path):
         geometry = None
 
     ref = run_filter(Line(), LocalizedEnKF(Localization(4.0, periodic=(40,))), Multiplicative(1.05), X0,
-                     d["observations/y"], np.eye(model.n)[list(idx)], ObsError.from_std(np.ones(len(idx))), seed,
+                     d["observations/y/values"], np.eye(model.n)[list(idx)], ObsError.from_std(np.ones(len(idx))), seed,
                      times=0.05 * np.arange(K + 1), truth=truth, coords=model.coords,
                      obs_coords=model.coords[list(idx)])
     np.testing.assert_array_equal(d["ensemble/analysis/x"][-1], ref.Xa)

@@ -145,7 +145,7 @@ def test_icepack_twin_on_two_ranks_equals_serial(tmp_path_factory):
     _twin(f"{base}/mesh.h5", comm, ranks_per_member=2)
     _twin(f"{base}/serial-{comm.rank}.h5", MPI.COMM_SELF)
     serial, members, mesh = (read_store(f"{base}/{n}.h5") for n in (f"serial-{comm.rank}", "members", "mesh"))
-    for key in ("ensemble/analysis/thickness", "ensemble/analysis/accumulation", "truth/thickness", "observations/y"):
+    for key in ("ensemble/analysis/thickness", "ensemble/analysis/accumulation", "truth/thickness", "observations/y/values"):
         np.testing.assert_array_equal(members[key], serial[key], err_msg=key)
     for field in ("thickness", "accumulation"):
         ca, cb = mesh[f"coordinates/{field}"], serial[f"coordinates/{field}"]
