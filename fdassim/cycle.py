@@ -128,9 +128,10 @@ def assimilate(ensemble: Ensemble, scheme: Scheme, observations: Observations, t
     """
     times = np.asarray(times, dtype=float)
     K = times.size - 1
-    for perturbation in (initial_perturbations, model_noise):
-        if perturbation is not None:
-            perturbation.check(ensemble.model)
+    if initial_perturbations is not None:
+        initial_perturbations.check(ensemble.model, template=ensemble.template)
+    if model_noise is not None:
+        model_noise.check(ensemble.model)
     plan = observations.plan(ensemble, times)
     if store is not None:
         store.check_observations(plan)

@@ -263,3 +263,41 @@ def test_config_several_quantities_perturbations_parameters_build():
     assert set(s.observations.named()) == {"odd", "all"}
     assert s.observations.named()["odd"].schedule.every == 0.1
     assert s.make_model_noise().rho == 0.8 and s.make_parameters()[0].upper == 20.0
+
+
+def test_config_initial_perturbations_conditioned_on_an_observation_file(tmp_path):
+    """``condition`` reads the file's first time of the quantity, with its std (or the one
+    given); bad conditions fail naming the key or the file."""
+    from fdassim.observations.files import write_observation_file
+
+    path = str(tmp_path / "bed.nc")
+    xy = np.array([[1.0, 2.0], [3.0, 4.0]])
+    write_observation_file(path, {"x": {"value": [[5.0, 6.0], [7.0, 8.0]], "time": [0.05, 0.1], "position": xy,
+                                        "std": 0.5},
+                                  "plain": {"value": [[1.0, 2.0]], "time": [0.05], "position": xy},
+                                  "indexed": {"value": [[1.0]], "time": [0.05], "index": [3]}})
+
+    def perturbed(condition, model="gaussian", key="initial_perturbations"):
+        d = copy.deepcopy(GOOD)
+        spec = {"model": model, "std": 1.0, "length": 2.0, "condition": condition}
+        d["ensemble"][key] = {"x": spec} if key == "initial_perturbations" else {"fields": {"x": spec}}
+        return parse(d)
+
+    obs = perturbed({"file": path}).make_initial_perturbations().conditions["x"]
+    np.testing.assert_array_equal(obs.values, [5.0, 6.0])
+    np.testing.assert_array_equal(obs.positions, xy)
+    np.testing.assert_array_equal(obs.std, [0.5, 0.5])
+    plain = perturbed({"file": path, "quantity": "plain", "std": 0.1}).make_initial_perturbations().conditions["x"]
+    np.testing.assert_array_equal(plain.std, [0.1, 0.1])
+    key = r"ensemble.initial_perturbations.x.condition"
+    for condition, kwargs, match in [
+        ({"file": str(tmp_path / "none.nc")}, {}, key + r": file: no such observation file '.*none.nc'"),
+        ({"file": path, "std": 0.1}, {}, key + r".std: the errors are given both in .*bed.nc:/x and here"),
+        ({"file": path, "quantity": "indexed"}, {}, key + r".file: .*bed.nc:/indexed gives index, not position"),
+        ({"file": path, "quantity": "missing"}, {}, r".*bed.nc: no group 'missing'"),
+        ({"file": path}, {"model": "evensen"}, key + r": kriging needs a gstools field"),
+        ({"file": path}, {"key": "model_noise"}, r"ensemble.model_noise.fields.x.condition: model noise is not "
+                                                 r"conditioned on observations"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            perturbed(condition, **kwargs)

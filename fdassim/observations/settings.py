@@ -277,7 +277,8 @@ def _check_inside(f, points: np.ndarray, where: str) -> None:
         raise ConfigError(f"{where}: positions have {points.shape[1]} coordinates, the mesh "
                           f"{mesh.geometric_dimension()}")
     cells = np.asarray(mesh.locate_cells_ref_coords_and_dists(points)[0])
-    found = mesh.comm.allreduce((cells >= 0).astype(np.int8), op=MPI.MAX)
+    found = np.empty(points.shape[0], dtype=np.int8)
+    mesh.comm.Allreduce((cells >= 0).astype(np.int8), found, op=MPI.MAX)
     if not found.all():
         i = int(np.flatnonzero(found == 0)[0])
         raise ConfigError(f"{where}[{i}] = {points[i].tolist()} is outside the domain "

@@ -1,7 +1,13 @@
 r"""Random fields on the ensemble's members: initial perturbations and AR(1) model noise.
 
 :class:`InitialPerturbations` adds a random field to chosen fields of every member's initial
-state (and of the truth of a twin experiment, one more draw). :class:`ModelNoise` adds model
+state (and of the truth of a twin experiment, one more draw); where observations of a field are
+given (the bed along flight lines, say), each member's field is conditioned on them by
+kriging: the perturbation :math:`q` of member :math:`i` is a draw of the random field
+conditioned on the residuals :math:`q(\mathbf x_j) = y_j - x_i(\mathbf x_j)` (simple kriging
+about 0, gstools' ``CondSRF``, within the observation errors), so every member honours the
+observations and keeps the field's statistics far from them (the truth gets an unconditioned
+draw). :class:`ModelNoise` adds model
 noise with memory after each forecast: for member :math:`i` and field :math:`f`,
 
 .. math::
@@ -78,8 +84,10 @@ class _FieldDraws:
         p = np.asarray(coords[name], dtype=float).reshape(np.asarray(value).shape[0], -1)
         return p, (p.min(axis=0), p.max(axis=0))
 
-    def draw(self, model, state, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """``{field: values}`` drawn for every perturbed field, in order, from ``rng``."""
+    def draw(self, model, state, rng: np.random.Generator, residuals=None) -> dict[str, np.ndarray]:
+        """``{field: values}`` drawn for every perturbed field, in order, from ``rng``;
+        ``residuals`` ``{field: (positions, values, std)}`` condition a field's draw (kriging)."""
+        residuals = residuals or {}
         out = {}
         for name, gen in self.fields.items():
             if name not in state:
@@ -88,9 +96,34 @@ class _FieldDraws:
             p, box = self._positions(model, value, name)
             data = value.dat.data_ro if hasattr(value, "dat") else np.asarray(value)
             ncomp = int(np.prod(data.shape[1:], dtype=int))
-            draws = [gen.sample(p, rng, *box) if _needs_box(gen) else gen.sample(p, rng) for _ in range(ncomp)]
+            if name in residuals:
+                sites, r, std = residuals[name]
+                draws = [gen.conditioned(p, rng, sites, r, error=std, mean=0.0)]
+            else:
+                draws = [gen.sample(p, rng, *box) if _needs_box(gen) else gen.sample(p, rng) for _ in range(ncomp)]
             out[name] = np.stack(draws, axis=-1).reshape(data.shape)
         return out
+
+
+def _checked_observed(obs, key: str):
+    """``obs`` as an :class:`~fdassim.parameters.Observed` of finite ``(m, d)`` positions,
+    ``(m,)`` values and ``(m,)`` standard deviations >= 0."""
+    from ..parameters import Observed
+
+    try:
+        positions = np.asarray(obs.positions, dtype=float)
+        values = np.asarray(obs.values, dtype=float).reshape(-1)
+        std = np.broadcast_to(np.asarray(obs.std, dtype=float), values.shape).copy()
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{key}: expected Observed(positions (m, d), values (m,), std (m,)): {exc}") from None
+    if positions.ndim != 2 or positions.shape[0] != values.size or values.size == 0:
+        raise ConfigError(f"{key}: positions of shape {positions.shape} do not fit {values.size} values")
+    for what, a in (("positions", positions), ("values", values), ("std", std)):
+        if not np.all(np.isfinite(a)):
+            raise ConfigError(f"{key}.{what}: must be finite")
+    if np.any(std < 0):
+        raise ConfigError(f"{key}.std: must be >= 0 (0 honours the observations exactly)")
+    return Observed(positions, values, std)
 
 
 def _needs_box(gen) -> bool:
@@ -114,24 +147,72 @@ class InitialPerturbations:
     ----------
     fields
         ``{field name: RandomField or PseudoRandomField}``.
+    conditions
+        ``{field name: Observed(positions, values, std)}``: observations of a scalar Firedrake
+        field that every member's field is conditioned on (the field's generator must be a
+        :class:`~fdassim.perturbations.RandomField`); ``std`` 0 honours them exactly.
+
+    Raises
+    ------
+    ConfigError
+        If a condition names a field that is not perturbed, or one perturbed by an Evensen
+        field, or its positions, values and standard deviations do not match.
 
     Examples
     --------
     >>> InitialPerturbations({"thickness": RandomField("gaussian", std=20.0, length=5e3)})  # doctest: +SKIP
+    >>> InitialPerturbations({"bed": RandomField("gaussian", std=50.0, length=4e3)},           # doctest: +SKIP
+    ...                      conditions={"bed": Observed(flight_line_xy, bed_picks, np.full(m, 10.0))})
     """
 
-    def __init__(self, fields: dict):
-        self._draws = _FieldDraws(fields)
+    def __init__(self, fields: dict, conditions: dict | None = None):
+        from .fields import RandomField
 
-    def check(self, model, key: str = "initial_perturbations") -> None:
-        """Raise :class:`~fdassim.errors.ConfigError` if a perturbed field is not a field of ``model``."""
+        self._draws = _FieldDraws(fields)
+        self.conditions = {}
+        for name, obs in (conditions or {}).items():
+            key = f"conditions.{name}"
+            if name not in fields:
+                raise ConfigError(f"{key}: {name!r} is not a perturbed field; perturb it to condition it "
+                                  f"(perturbed: {list(fields)})")
+            if not isinstance(fields[name], RandomField):
+                raise ConfigError(f"{key}: kriging needs a gstools field (model gaussian or exponential), "
+                                  f"got {fields[name]!r}")
+            self.conditions[name] = _checked_observed(obs, key)
+        self._operators = {}  # field -> PointValues at its conditioning sites
+
+    def check(self, model, key: str = "initial_perturbations", template=None) -> None:
+        """Raise :class:`~fdassim.errors.ConfigError` if a perturbed field is not a field of
+        ``model``, or (given a member's ``template`` state; collective) a conditioned field is
+        not a scalar Firedrake field or a conditioning site lies outside its mesh."""
         self._draws.check(model, key)
+        if template is None:
+            return
+        from ..observations.settings import _check_inside
+
+        for name, obs in self.conditions.items():
+            f = template[name]
+            if not hasattr(f, "function_space") or f.function_space().value_shape:
+                raise ConfigError(f"{key}.{name}: conditioning on observations needs a scalar Firedrake field; "
+                                  f"{name!r} is not one")
+            _check_inside(f, obs.positions, f"{key}.{name}: conditioning position")
+
+    def _residuals(self, state) -> dict:
+        """``{field: (sites, y - x(sites), std)}`` of a member (collective over its mesh)."""
+        from ..observations.points import PointValues
+
+        out = {}
+        for name, obs in self.conditions.items():
+            H = self._operators.setdefault(name, PointValues(name, obs.positions))
+            out[name] = (obs.positions, obs.values - H(state), obs.std)
+        return out
 
     def apply(self, ensemble, seed: int) -> None:
         """Perturb every local member (and the truth) of ``ensemble`` in place."""
         for i, state in zip(ensemble.local, ensemble.states):
             rng = _rng(seed, Stream.RANDOM_FIELD, 0, i, ensemble.size)
-            draws = self._draws.draw(ensemble.model, state, rng)
+            residuals = self._residuals(state) if self.conditions and i != ensemble.size else None
+            draws = self._draws.draw(ensemble.model, state, rng, residuals)
             for name, values in draws.items():
                 _add(state, name, values)
 

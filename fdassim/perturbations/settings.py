@@ -4,6 +4,11 @@
       size: 20
       initial_perturbations:          # a random field added to each member's initial field
         thickness: {model: gaussian, std: 20.0, length: 5000.0}
+        bed:                          # conditioned on observations (kriging)
+          model: gaussian
+          std: 50.0
+          length: 4000.0
+          condition: {file: bed.nc, quantity: bed}   # the quantity's first time; std from the file
         friction: {model: exponential, std: 0.1, length: [8000.0, 4000.0], angle: 0.3}
       model_noise:                    # AR(1) noise added after each forecast
         rho: 0.9                      # correlation of consecutive noises, in [0, 1)
@@ -12,7 +17,11 @@
 
 ``model``: ``gaussian`` or ``exponential`` (gstools, :class:`~fdassim.perturbations.RandomField`)
 or ``evensen`` (:class:`~fdassim.perturbations.PseudoRandomField`; ``length: null`` with
-``resolution: [nx, ny]`` gives ICESEE's default decorrelation length).
+``resolution: [nx, ny]`` gives ICESEE's default decorrelation length). ``condition`` (initial
+perturbations of gaussian and exponential fields only) reads group ``quantity`` (default: the
+field's name) of an observation file (:mod:`fdassim.observations.files`, checked when the
+settings are read) and conditions every member on its first row of values, within their
+``std`` (from the file's ``std`` or ``covariance`` diagonal, else ``std`` here; 0: exactly).
 """
 
 from __future__ import annotations
@@ -27,12 +36,46 @@ __all__ = ["FieldSettings", "make_initial_perturbations", "make_model_noise"]
 
 
 @dataclass(frozen=True)
+class ConditionSettings:
+    file: str
+    quantity: str | None = None
+    std: float | None = None
+
+    def __post_init__(self):
+        import os
+
+        if not os.path.isfile(self.file):
+            raise ConfigError(f"file: no such observation file {self.file!r}")
+
+    def observed(self, field: str):
+        """The :class:`~fdassim.parameters.Observed` of the file's first time (checked)."""
+        import numpy as np
+
+        from ..observations.files import read_quantity
+        from ..parameters import Observed
+
+        group = self.quantity or field
+        data = read_quantity(self.file, group)
+        where = f"{self.file}:/{group}"
+        if data.positions is None:
+            raise ConfigError(f"file: {where} gives index, not position: conditioning needs positions (obs, space)")
+        from_file = data.std if data.covariance is None else np.sqrt(np.diag(data.covariance))
+        if from_file is not None and self.std is not None:
+            raise ConfigError(f"std: the errors are given both in {where} and here; keep one")
+        std = from_file if from_file is not None else np.full(data.values.shape[1], self.std or 0.0)
+        if np.any(std < 0):
+            raise ConfigError(f"std: must be >= 0, got {self.std!r}")
+        return Observed(data.positions, data.values[0], std)
+
+
+@dataclass(frozen=True)
 class FieldSettings:
     model: Literal["gaussian", "exponential", "evensen"]
     std: float
     length: float | tuple[float, ...] | None = None
     angle: float = 0.0
     resolution: tuple[int, int] | None = None
+    condition: ConditionSettings | None = None
 
     def make(self):
         from .fields import PseudoRandomField, RandomField
@@ -46,7 +89,9 @@ class FieldSettings:
         return RandomField(self.model, std=self.std, length=self.length, angle=self.angle)
 
 
-def _fields(data, key: str) -> dict:
+def _fields(data, key: str, conditions: dict | None = None) -> dict:
+    """The generators of ``{field: FieldSettings}``; conditions go into ``conditions`` (or are
+    refused when it is ``None``)."""
     if not isinstance(data, dict) or not data:
         raise ConfigError(f"{key}: expected a mapping {{field: {{model, std, length}}}}, got {data!r}")
     out = {}
@@ -57,6 +102,17 @@ def _fields(data, key: str) -> dict:
             out[name] = s.make()
         except ConfigError as exc:
             raise ConfigError(f"{k}.{exc}") from None
+        if s.condition is not None:
+            if conditions is None:
+                raise ConfigError(f"{k}.condition: model noise is not conditioned on observations; "
+                                  "condition the initial perturbations")
+            if s.model == "evensen":
+                raise ConfigError(f"{k}.condition: kriging needs a gstools field (model gaussian or exponential)")
+            try:
+                conditions[name] = s.condition.observed(name)
+            except ConfigError as exc:
+                msg = str(exc)
+                raise ConfigError(msg if msg.startswith(s.condition.file) else f"{k}.condition.{msg}") from None
     return out
 
 
@@ -64,7 +120,11 @@ def make_initial_perturbations(data, key: str = "ensemble.initial_perturbations"
     """The :class:`~fdassim.perturbations.InitialPerturbations` of a settings mapping, or ``None``."""
     from .apply import InitialPerturbations
 
-    return None if data is None else InitialPerturbations(_fields(data, key))
+    if data is None:
+        return None
+    conditions: dict = {}
+    fields = _fields(data, key, conditions)
+    return InitialPerturbations(fields, conditions)
 
 
 def make_model_noise(data, key: str = "ensemble.model_noise"):
