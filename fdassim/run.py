@@ -97,8 +97,11 @@ def preflight(settings: Settings, comm=None, restart: bool = False) -> Plan:
             observations.single()
         except ObservationError as exc:
             raise ConfigError(f"observations: {exc}") from None
+    initial = settings.make_initial_perturbations()
+    if initial is not None:  # conditioning sites inside the mesh
+        initial.check(model, "ensemble.initial_perturbations", template=ensemble.template)
     return Plan(ensemble, observations, scheme, smoother, settings.make_inflation(), times, obs_plan,
-                settings.make_initial_perturbations(), settings.make_model_noise(), settings.make_parameters())
+                initial, settings.make_model_noise(), settings.make_parameters())
 
 
 def run(settings: Settings, config_text: str = "", restart: bool = False, overwrite: bool = False, comm=None):

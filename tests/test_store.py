@@ -67,7 +67,7 @@ def _buffered_commits_and_slots(tmp_path, comm):
     with h5py.File(path, "r") as h5:
         assert int(h5["completed"][()]) == 8 and h5.attrs["n_cycles"] == 8
         np.testing.assert_array_equal(h5["diagnostics/rmse_analysis"][...], np.arange(8.0))
-        np.testing.assert_array_equal(h5["observations/y"][:, 0], np.arange(8.0))
+        np.testing.assert_array_equal(h5["observations/y/values"][:, 0], np.arange(8.0))
         # the analysis ensemble of cycle 6, all rows in global order, members in order
         want = 6000.0 + np.arange(12)[:, None] + np.arange(N)[None, :] / 100
         np.testing.assert_array_equal(h5["ensemble/analysis/x"][6], want)
