@@ -151,3 +151,47 @@ def test_cycle_quality_control_rejects_counts_and_stores(tmp_path):
     text = report(path, figures=False)  # `fdassim report` shows the counts
     assert "observations: 29 assimilated; 0 of 3 cycles without any (no analysis)" in text
     assert "x            3 times x 10 values; rejected by QC: 1 (at most 1 in one cycle)" in text
+
+
+def test_store_grown_to_more_cycles_gets_each_quantity_s_new_times(tmp_path):
+    """A run of 4 cycles grown to 8 (what ``fdassim run --restart`` does when run.cycles is
+    raised): each quantity keeps its stored rows and gets rows for its new times (odd: every
+    0.1 -> cycles 1, 3 then 5, 7; sparse: 0.15 only, then 0.3 too); the grown store takes the
+    8-cycle plan, and the continued run equals one run of 8 cycles from the start. A changed
+    schedule is refused, naming the quantity."""
+    import h5py
+
+    from fdassim.analysis.etkf import ETKF
+    from fdassim.errors import ConfigError
+    from fdassim.grow import grow
+    from fdassim.models.lorenz96 import Lorenz96
+    from fdassim.observations import Observations, Quantity, Schedule
+
+    short, full = str(tmp_path / "short.h5"), str(tmp_path / "full.h5")
+    odd, sparse = _l96_observations().quantities
+    obs = Observations([odd, Quantity("sparse", sparse.operator, sparse.error, Schedule(start=0.15, every=0.15))])
+    run_twin(Lorenz96(), ETKF(), short, comm=MPI.COMM_SELF, N=10, cycles=4, interval=DT, observations=obs)
+    run_twin(Lorenz96(), ETKF(), full, comm=MPI.COMM_SELF, N=10, cycles=K, interval=DT, observations=obs)
+    from fdassim.ensemble import Ensemble
+
+    ens = Ensemble(Lorenz96(), 10, comm=MPI.COMM_SELF, truth=True)
+    times = DT * np.arange(K + 1)
+    moved = Observations([odd, Quantity("sparse", sparse.operator, sparse.error, Schedule(times=(0.2, 0.3)))])
+    with pytest.raises(ConfigError, match=r"observations.sparse was observed at cycles \[2\] .* its new schedule "
+                                          r"starts \[3\]"):
+        grow(short, times, observations=moved.plan(ens, times))
+    assert grow(short, times, observations=obs.plan(ens, times)) == 4
+    with h5py.File(short, "r") as h5:
+        assert h5["observations/odd/cycle"][...].tolist() == [1, 3, 5, 7]
+        assert h5["observations/sparse/cycle"][...].tolist() == [2, 5]
+        np.testing.assert_allclose(h5["observations/sparse/time"][...], [0.15, 0.3])
+        assert np.all(np.isnan(h5["observations/odd/values"][2:])) and h5["observations/odd/n_rejected"][3] == -1
+        assert h5["diagnostics/n_obs"][...].tolist()[4:] == [-1] * 4
+    from fdassim.cycle import assimilate
+    from fdassim.io import Store
+
+    with Store.open(short, ens) as store:
+        assimilate(ens, ETKF(), obs, times, seed=5, store=store, restart=True, progress=False)
+    a, b = (read_store(p, names=("observations", "ensemble", "diagnostics")) for p in (short, full))
+    for key in ("observations/odd/values", "observations/sparse/values", "ensemble/analysis/x", "diagnostics/n_obs"):
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
