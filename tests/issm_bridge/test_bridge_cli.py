@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -92,6 +93,10 @@ def _use_and_stop(pool_dir, pids, tmp_path, capsys):
     assert not np.array_equal(later.fields["thickness"], member.fields["thickness"])
 
     procs.signal_group(pids[1], 9)  # a server dies: status says so
+    deadline = time.monotonic() + 30  # SIGKILL is delivered asynchronously: wait until it is gone
+    while procs.group_members(pids[1]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not procs.group_members(pids[1])
     assert main(["status", "--dir", str(pool_dir)]) == 1
     out = capsys.readouterr()
     assert "s1: pid" in out.out and "DEAD" in out.out and "1 server(s) dead" in out.err
