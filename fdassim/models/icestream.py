@@ -118,7 +118,7 @@ class IceStream:
 
         flow = icepack.models.IceStream(friction=friction_with_flotation)
         object.__setattr__(self, "_icepack", IcepackModel(
-            self._setup, flow, state=("thickness", "velocity"), parameters=("accumulation",), dt=self.dt,
+            self.reference_fields, flow, state=("thickness", "velocity"), parameters=("accumulation",), dt=self.dt,
             solver_options={"dirichlet_ids": [1], "side_wall_ids": [3, 4]},
             initial=self._draw, truth=_keep))
 
@@ -133,8 +133,13 @@ class IceStream:
     def member(self, domain, index):
         return self._icepack.member(domain, index)
 
+    @property
+    def icepack(self) -> IcepackModel:
+        """The Icepack adapter running this model (its flow model and solver options)."""
+        return self._icepack
+
     # -- the experiment -------------------------------------------------------------------------
-    def _setup(self, comm) -> dict:
+    def reference_fields(self, comm) -> dict:
         """The tutorial's mesh and true fields on ``comm``; velocity from a diagnostic solve."""
         import firedrake
         import icepack
@@ -172,7 +177,7 @@ class IceStream:
         """Turn the true fields into the members' wrong state, in place (no random part): the
         thickness bump removed, the prior accumulation. The free run starts from it."""
         h, a = fields["thickness"], fields["accumulation"]
-        x = self._nodes(h)[:, 0]
+        x = self.nodes(h)[:, 0]
         q = self.Lx / 4
         h.dat.data[:] -= self.bump * np.clip(1 - np.abs(x - q) / q, 0, None)
         a.dat.data[:] = self._accumulation(x, *self.prior_accumulation)
@@ -181,7 +186,7 @@ class IceStream:
         """A member's initial fields: the wrong state plus correlated random perturbations."""
         self.prior_state(fields)
         h, u, a = fields["thickness"], fields["velocity"], fields["accumulation"]
-        xy = self._nodes(h)
+        xy = self.nodes(h)
         dh, du, dv, da = self._perturbations
         h.dat.data[:] += dh.sample(xy, rng)
         u.dat.data[:, 0] += du.sample(xy, rng)
@@ -189,7 +194,7 @@ class IceStream:
         a.dat.data[:] += da.sample(xy, rng)
 
     @staticmethod
-    def _nodes(f) -> np.ndarray:
+    def nodes(f) -> np.ndarray:
         """``(nodes, 2)`` positions of the nodes of the scalar Lagrange field ``f``."""
         import firedrake
 

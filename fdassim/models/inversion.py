@@ -189,3 +189,36 @@ class FrictionInversion:
             tape.clear_tape()
         after = float(firedrake.assemble(misfit(simulation(result))))
         return result, InversionResult(before, after)
+
+
+def observed_function(V, sites: np.ndarray, values: np.ndarray):
+    """A Function on the Lagrange space ``V`` holding ``values`` observed at its nodes.
+
+    ``sites`` are the ``(p, d)`` positions of the observed nodes and ``values`` the ``p * c``
+    values (``c`` components per node, interleaved), in any order: each node of this rank
+    takes the values of the site at its position (a k-d tree), so the result does not depend
+    on how the observations or the mesh are ordered or split.
+
+    Raises
+    ------
+    ConfigError
+        If a node of ``V`` has no observation at its position (the velocity must be observed
+        at every node for an inversion).
+    """
+    import firedrake
+    from scipy.spatial import cKDTree
+
+    f = firedrake.Function(V)
+    mesh = V.mesh()
+    X = firedrake.Function(firedrake.VectorFunctionSpace(mesh, V.ufl_element().sub_elements[0]
+                                                         if V.value_size > 1 else V.ufl_element()))
+    X.interpolate(firedrake.SpatialCoordinate(mesh))
+    sites = np.asarray(sites, dtype=float).reshape(len(sites), -1)
+    distance, index = cKDTree(sites).query(X.dat.data_ro.reshape(-1, sites.shape[1]))
+    extent = max(float(np.ptp(sites, axis=0).max()), 1.0)
+    if np.any(distance > 1e-8 * extent):
+        raise ConfigError(f"inversion: {int(np.sum(distance > 1e-8 * extent))} node(s) of the velocity's space have no "
+                          "observed velocity; observe the velocity at every node (NodalValues('velocity'))")
+    c = V.value_size
+    f.dat.data[:] = np.asarray(values, dtype=float).reshape(-1, c)[index].reshape(f.dat.data.shape)
+    return f
