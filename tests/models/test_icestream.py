@@ -41,7 +41,7 @@ def test_icestream_members_start_from_icesees_wrong_state(stream):
     b.initial_state(np.random.default_rng(2))
     h = truth.state["thickness"]
     assert h.dat.data_ro.size == 425
-    xy = model._nodes(h)
+    xy = model.nodes(h)
     i = _nearest(xy, REFERENCE)
     assert xy[i] == pytest.approx(REFERENCE)
     np.testing.assert_allclose(truth.state["accumulation"].dat.data_ro, 1.7 - 2.7 * xy[:, 0] / 5e3, rtol=1e-12)
@@ -86,7 +86,7 @@ def test_friction_inversion_reduces_the_velocity_misfit_and_the_friction_error()
     from fdassim.models.inversion import FrictionInversion, Target
 
     model = IceStream(nx=8, ny=4, degree=1)
-    fields = model._setup(MPI.COMM_SELF)
+    fields = model.reference_fields(MPI.COMM_SELF)
     true = fields["friction"]
     observed = fields["velocity"].copy(deepcopy=True)
     guess = dict(fields, friction=true.copy(deepcopy=True))
@@ -94,9 +94,9 @@ def test_friction_inversion_reduces_the_velocity_misfit_and_the_friction_error()
     inversion = FrictionInversion(velocity_std=1.0, length=500.0, bounds=(0.01, 1.0), max_iterations=8,
                                   target="members")
     assert inversion.target is Target.MEMBERS
-    friction, result = inversion.invert(guess, model._icepack.flow, model._icepack.solver_options, observed)
+    friction, result = inversion.invert(guess, model.icepack.flow, model.icepack.solver_options, observed)
     assert result.misfit_after < 0.1 * result.misfit_before
-    x = model._nodes(true)[:, 0]
+    x = model.nodes(true)[:, 0]
     inner = (x > 1e3) & (x < 4e3)
     error = {k: np.abs(c.dat.data_ro - true.dat.data_ro)[inner].mean() for k, c in (("before", guess["friction"]),
                                                                                      ("after", friction))}
