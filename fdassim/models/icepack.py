@@ -84,6 +84,9 @@ class IcepackModel:
         drawn thickness and parameters.
     prognostic
         Evolve the thickness (``False``: only diagnostic solves, e.g. for an inversion).
+    carried
+        More fields each member owns, not assimilated but stored in the restart: a friction
+        that :class:`~fdassim.models.inversion.HybridInversion` infers after each analysis.
 
     Raises
     ------
@@ -108,20 +111,21 @@ class IcepackModel:
     forcing: Callable[[float, dict], None] | None = None
     diagnose: bool = False
     prognostic: bool = True
+    carried: tuple[str, ...] = ()
 
     def __post_init__(self):
-        object.__setattr__(self, "state", tuple(self.state))
-        object.__setattr__(self, "parameters", tuple(self.parameters))
+        for name in ("state", "parameters", "carried"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
         bad = [k for k in self.solver_options if k not in SOLVER_OPTIONS]
         if bad:
             raise ConfigError(f"IcepackModel.solver_options: unknown option {bad[0]!r}; FlowSolver takes "
                               f"{', '.join(SOLVER_OPTIONS)}")
         if not (np.isfinite(self.dt) and self.dt > 0):
             raise ConfigError(f"IcepackModel.dt: must be positive, got {self.dt!r}")
-        names = self.state + self.parameters
+        names = self.state + self.parameters + self.carried
         if len(set(names)) != len(names) or not self.state:
-            raise ConfigError(f"IcepackModel: state {self.state} and parameters {self.parameters} must name "
-                              "distinct fields, with at least one state field")
+            raise ConfigError(f"IcepackModel: state {self.state}, parameters {self.parameters} and carried "
+                              f"{self.carried} must name distinct fields, with at least one state field")
 
     @property
     def evolved(self) -> tuple[str, ...]:
@@ -130,7 +134,8 @@ class IcepackModel:
 
     @property
     def fields(self) -> tuple[FieldSpec, ...]:
-        carried = tuple(name for name in self.evolved if name not in self.state + self.parameters)
+        carried = tuple(name for name in self.evolved if name not in self.state + self.parameters + self.carried)
+        carried += self.carried
         return (tuple(FieldSpec(n) for n in self.state) + tuple(FieldSpec(n, parameter=True) for n in self.parameters)
                 + tuple(FieldSpec(n, carried=True) for n in carried))
 

@@ -44,7 +44,7 @@ import numpy as np
 
 from ..errors import ConfigError
 
-__all__ = ["FrictionInversion", "InversionResult", "Target"]
+__all__ = ["FrictionInversion", "HybridInversion", "InversionResult", "Target", "observed_function"]
 
 
 class Target(enum.Enum):
@@ -191,11 +191,12 @@ class FrictionInversion:
         return result, InversionResult(before, after)
 
 
-def observed_function(V, sites: np.ndarray, values: np.ndarray):
+def observed_function(V, positions: np.ndarray, values: np.ndarray):
     """A Function on the Lagrange space ``V`` holding ``values`` observed at its nodes.
 
-    ``sites`` are the ``(p, d)`` positions of the observed nodes and ``values`` the ``p * c``
-    values (``c`` components per node, interleaved), in any order: each node of this rank
+    ``values`` are ``p * c`` values at ``p`` nodes (``c`` components per node, interleaved) and
+    ``positions`` their ``(p * c, d)`` positions (a node's repeated for each component, as the
+    observation operators give them), in any order of the nodes: each node of this rank
     takes the values of the site at its position (a k-d tree), so the result does not depend
     on how the observations or the mesh are ordered or split.
 
@@ -210,15 +211,82 @@ def observed_function(V, sites: np.ndarray, values: np.ndarray):
 
     f = firedrake.Function(V)
     mesh = V.mesh()
-    X = firedrake.Function(firedrake.VectorFunctionSpace(mesh, V.ufl_element().sub_elements[0]
-                                                         if V.value_size > 1 else V.ufl_element()))
+    Q = V if V.value_size == 1 else V.sub(0).collapse()
+    X = firedrake.Function(firedrake.VectorFunctionSpace(mesh, Q.ufl_element()))
     X.interpolate(firedrake.SpatialCoordinate(mesh))
-    sites = np.asarray(sites, dtype=float).reshape(len(sites), -1)
+    c = V.value_size
+    positions = np.asarray(positions, dtype=float)
+    sites = positions.reshape(len(positions), -1)[::c]
     distance, index = cKDTree(sites).query(X.dat.data_ro.reshape(-1, sites.shape[1]))
     extent = max(float(np.ptp(sites, axis=0).max()), 1.0)
     if np.any(distance > 1e-8 * extent):
         raise ConfigError(f"inversion: {int(np.sum(distance > 1e-8 * extent))} node(s) of the velocity's space have no "
                           "observed velocity; observe the velocity at every node (NodalValues('velocity'))")
-    c = V.value_size
     f.dat.data[:] = np.asarray(values, dtype=float).reshape(-1, c)[index].reshape(f.dat.data.shape)
     return f
+
+
+@dataclass(frozen=True)
+class HybridInversion:
+    """The inversion step of a hybrid assimilation-inversion cycle (see the module docstring).
+
+    Called after an analysis with the observations of that cycle, it infers each local
+    member's friction (or, for :attr:`Target.MEAN`, the mean's, shifted into every member)
+    from the member's analysed fields and the observed velocity, and writes it into the
+    member's ``friction`` Function for the next forecast. Nothing happens at a cycle where
+    the velocity is not observed.
+
+    Parameters
+    ----------
+    inversion
+        The :class:`FrictionInversion` to run.
+    quantity
+        The name of the observed quantity holding the velocity at every node.
+    """
+
+    inversion: FrictionInversion
+    quantity: str = "velocity"
+
+    def __call__(self, ensemble, cycle: int, observed: Mapping[str, Any]) -> list:
+        """Run the inversion on ``ensemble``'s local members (not the truth).
+
+        ``observed`` maps the names of the quantities observed at this cycle to their kept
+        observations (objects with ``positions`` and ``values``). Returns the
+        :class:`InversionResult` of each inversion run on this rank.
+        """
+        model = getattr(ensemble.model, "icepack", ensemble.model)
+        carried = [f.name for f in model.fields if f.carried]
+        if "friction" not in carried:
+            raise ConfigError(f"HybridInversion: friction must be a carried field of the model (it carries {carried}): "
+                              "each member needs its own friction, stored in the restart; build the model with "
+                              "IcepackModel(..., carried=('friction',))")
+        if self.quantity not in observed:
+            return []
+        members = [(i, m) for i, m in zip(ensemble.local, ensemble.members) if i < ensemble.size]
+        V = ensemble.domain.reference["velocity"].function_space()
+        u_obs = observed_function(V, observed[self.quantity].positions, observed[self.quantity].values)
+        if self.inversion.target is Target.MEMBERS:
+            results = []
+            for _, member in members:
+                friction, result = self.inversion.invert(member.fields, model.flow, model.solver_options, u_obs)
+                member.fields["friction"].assign(friction)
+                results.append(result)
+            return results
+        return [self._shift_mean(ensemble, members, model, u_obs)]
+
+    def _shift_mean(self, ensemble, members, model, u_obs) -> InversionResult:
+        """Invert from the ensemble mean; add the change to every member, clipped to the bounds."""
+        reference = members[0][1].fields if members else ensemble.domain.reference
+        mean = {}
+        for name in ("thickness", "surface", "friction", "velocity"):
+            local = sum((m.fields[name].dat.data_ro for _, m in members), np.zeros_like(reference[name].dat.data_ro))
+            total = ensemble.ens_comm.allreduce(local)
+            mean[name] = reference[name].copy(deepcopy=True)
+            mean[name].dat.data[:] = total / ensemble.size
+        fields = dict(reference, **mean)
+        friction, result = self.inversion.invert(fields, model.flow, model.solver_options, u_obs)
+        shift = friction.dat.data_ro - mean["friction"].dat.data_ro
+        for _, member in members:
+            C = member.fields["friction"]
+            C.dat.data[:] = np.clip(C.dat.data_ro + shift, *self.inversion.bounds)
+        return result
