@@ -11,7 +11,7 @@ the breakdown (set-up, forecast, analysis, I/O) is printed and written to
 which the twin then finds compiled: the twin's set-up is its own (members, random fields,
 store), without the compilation.
 
-    python benchmarks/icestream_twin.py [--short]
+    python benchmarks/icestream_twin.py [--short] [--members N] [--years Y]
     mpiexec -n 2 python benchmarks/icestream_twin.py
 """
 
@@ -22,6 +22,7 @@ import importlib.util
 import json
 import math
 import os
+import sys
 import time
 
 
@@ -59,6 +60,7 @@ def _demo():
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "demos", "icestream_twin", "twin.py")
     spec = importlib.util.spec_from_file_location("icestream_twin", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules["icestream_twin"] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -68,11 +70,14 @@ def main(argv=None):
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--short", action="store_true", help="the make demo configuration")
+    p.add_argument("--members", type=int, help="fewer members than the full run's 40")
+    p.add_argument("--years", type=int, help="fewer years than the full run's 100")
     p.add_argument("--output", default="demo-output/icestream_benchmark")
     a = p.parse_args(argv)
     comm = MPI.COMM_WORLD
     demo = _demo()
-    config = (demo.Config.short if a.short else demo.Config)(output=a.output)
+    given = {k: v for k, v in (("members", a.members), ("years", a.years)) if v is not None}
+    config = (demo.Config.short if a.short else demo.Config)(output=a.output, **given)
     setup, per_step = floor_per_step()
     per_step = comm.allreduce(per_step) / comm.size  # the ranks' mean
     setup = comm.allreduce(setup, op=MPI.MAX)
