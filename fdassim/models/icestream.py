@@ -77,6 +77,9 @@ class IceStream:
         components (m/yr) and accumulation (m/yr).
     length
         Their correlation lengths (m).
+    friction_carried
+        Give each member its own friction, carried to the next forecast and stored in the
+        restart (for :class:`~fdassim.models.inversion.HybridInversion`).
 
     Raises
     ------
@@ -99,6 +102,7 @@ class IceStream:
     bump: float = 350.0
     sigma: tuple[float, float, float, float] = (0.8, 0.4, 0.01, 0.08)
     length: tuple[float, float, float, float] = (96.0, 96.0, 96.0, 75.0)
+    friction_carried: bool = False
     _icepack: Any = field(init=False, repr=False)
     _perturbations: tuple = field(init=False, repr=False)
 
@@ -120,7 +124,7 @@ class IceStream:
         object.__setattr__(self, "_icepack", IcepackModel(
             self.reference_fields, flow, state=("thickness", "velocity"), parameters=("accumulation",), dt=self.dt,
             solver_options={"dirichlet_ids": [1], "side_wall_ids": [3, 4]},
-            initial=self._draw, truth=_keep))
+            initial=self._draw, truth=_keep, carried=("friction",) if self.friction_carried else ()))
 
     # -- the Model protocol: Icepack's, through the adapter ------------------------------------
     @property
