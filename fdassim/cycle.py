@@ -77,7 +77,7 @@ def rmse_spread(ens: Ensemble, X: np.ndarray, truth: np.ndarray | None) -> tuple
 def assimilate(ensemble: Ensemble, scheme: Scheme, observations: Observations, times, *, seed: int,
                inflation=None, store: Store | None = None, restart: bool = False,
                progress: bool = True, product: Product = Product.TILED, initial_perturbations=None,
-               model_noise=None, parameters=()) -> CycleResult:
+               model_noise=None, parameters=(), after_analysis=None) -> CycleResult:
     """Run the assimilation cycle over the analysis ``times``.
 
     Parameters
@@ -117,6 +117,13 @@ def assimilate(ensemble: Ensemble, scheme: Scheme, observations: Observations, t
         :class:`~fdassim.parameters.UnderRelaxed`), on the rows of their fields; a
         ``BetaBounds`` may take its bounds from the observations of a quantity.
 
+    after_analysis
+        ``after_analysis(ensemble, cycle, observed)``, called on every rank after each analysis
+        with ``{quantity: Observed}`` (the kept observations of the cycle): a step that changes
+        the members' fields that are not analysed before the next forecast, such as the friction
+        inversion of :class:`~fdassim.models.inversion.HybridInversion`; what it changes in the
+        carried fields is stored in the restart.
+
     Returns
     -------
     CycleResult
@@ -135,7 +142,8 @@ def assimilate(ensemble: Ensemble, scheme: Scheme, observations: Observations, t
     plan = observations.plan(ensemble, times)
     if store is not None:
         store.check_observations(plan)
-    run = _Run(plan, Treatments(parameters, ensemble, plan.names), initial_perturbations, model_noise)
+    run = _Run(plan, Treatments(parameters, ensemble, plan.names), initial_perturbations, model_noise,
+               after_analysis)
     out = CycleResult(*(np.full(K, np.nan) for _ in range(4)), n_obs=np.zeros(K, dtype=int))
     k0 = store.completed() if (restart and store is not None) else 0
     try:
@@ -155,6 +163,7 @@ class _Run:
     treatments: Treatments
     initial_perturbations: object
     model_noise: object
+    after_analysis: object = None
 
 
 def _cycles(ensemble, scheme, run: _Run, times, seed, inflation, store, k0, progress, out, product):
@@ -216,6 +225,8 @@ def _cycles(ensemble, scheme, run: _Run, times, seed, inflation, store, k0, prog
                     treatments.apply(Xa, Xf, times[k + 1], times[k + 1] - times[k], batch.kept(y, keep))
                 ensemble.from_rows(Xa)
                 state[:, :N] = Xa
+                if run.after_analysis is not None:
+                    run.after_analysis(ensemble, k, batch.kept(y, keep))
             record = (int(keep.sum()), [(plan.names[qi], j, y[s], Y[s].mean(axis=1), rejected[s])
                                         for (qi, j), s in zip(batch.parts, batch.slices)])
         out.n_obs[k] = record[0]
