@@ -84,6 +84,7 @@ MODELS = {
     "lorenz96": "fdassim.models.lorenz96:Lorenz96",
     "heat": "fdassim.models.heat:Heat",
     "issm": "issm_bridge.model:ISSM",  # ISSM through MATLAB/Octave servers (the issm_bridge package)
+    "icestream": "fdassim.models.icestream:IceStream",  # Icepack's synthetic ice stream (ICESEE section 4.1)
 }
 #: parameter treatment -> "module:Class" (applied after each analysis, in order)
 PARAMETERS = {
@@ -205,6 +206,10 @@ class Settings:
                                      restart=OnRestart.FREE)
     parameters: tuple = setting((), doc="treatments of parameter fields after each analysis, in order: a list of "
                                         "{kind: options} (kinds: clip, beta, under_relaxed)")
+    inversion: dict | None = setting(
+        None, doc="friction inferred after each analysis from the analysed thickness and the observed velocity "
+                  "(Icepack models with a carried friction): {velocity_std, length, bounds: [lo, hi], scale, "
+                  "max_iterations, target: members | mean, quantity} (see the README's hybrid assimilation-inversion)")
 
     def __post_init__(self):
         if (self.filter is None) == (self.smoother is None):
@@ -257,6 +262,26 @@ class Settings:
         if items:
             check_treatments(items, [f.name for f in self.make_model().fields], list(self.observations.named()))
         return items
+
+    def make_inversion(self):
+        """The hybrid inversion step run after each analysis, or ``None``."""
+        if self.inversion is None:
+            return None
+        from .models.inversion import FrictionInversion, HybridInversion
+
+        if self.smoother is not None:
+            raise ConfigError("inversion: it runs after a filter's analyses; a smoother run (smoother:) takes none")
+        options = dict(self.inversion)
+        quantity = options.pop("quantity", "velocity")
+        if quantity not in self.observations.named():
+            raise ConfigError(f"inversion.quantity: {quantity!r} is not an observed quantity; observed: "
+                              f"{', '.join(self.observations.named())}")
+        model = self.make_model()
+        carried = [f.name for f in getattr(model, "fields", ()) if f.carried]
+        if "friction" not in carried:
+            raise ConfigError(f"inversion: the model {self.model.name!r} carries no friction (it carries {carried}); "
+                              "give it one (icestream: options: {friction_carried: true})")
+        return HybridInversion(build(FrictionInversion, options, "inversion"), quantity=quantity)
 
     def make_inflation(self):
         """The inflation (a Chain when several are given), or ``None``."""
@@ -390,6 +415,7 @@ def parse(data: Any, source: str = "params.yaml") -> Settings:
     settings.make_initial_perturbations()
     settings.make_model_noise()
     settings.make_parameters()
+    settings.make_inversion()
     return settings
 
 

@@ -54,6 +54,15 @@ def reference() -> str:
             for name, spec in PARAMETERS.items():
                 out += _class_table(f"`{name}`", _load_class(spec), "parameters[i]." + name)
             continue
+        if section.name == "inversion":
+            from .models.inversion import FrictionInversion
+
+            out += ["```yaml", "inversion:", "  velocity_std: 1.0", "  length: 500.0", "  bounds: [0.01, 1.0]",
+                    "  target: mean", "  quantity: velocity", "```", ""]
+            out += _class_table("`inversion`", FrictionInversion, "inversion")[:-1]
+            out += ['| `inversion.quantity` | string | `"velocity"` | The observed quantity holding the velocity at '
+                    'every node. |', ""]
+            continue
         out += _table([_row(f"{section.name}.{f.name}", f, _hints(tp)[f.name]) for f in _fields(tp)])
         registry = {"model": MODELS, "filter": SCHEMES, "smoother": SMOOTHERS}.get(section.name)
         for name, spec in (registry or {}).items():

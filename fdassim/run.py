@@ -54,6 +54,7 @@ class Plan:
     initial_perturbations: object = None
     model_noise: object = None
     parameters: list = dataclasses.field(default_factory=list)
+    after_analysis: object = None  # the hybrid inversion, or None
 
 
 def preflight(settings: Settings, comm=None, restart: bool = False) -> Plan:
@@ -101,7 +102,7 @@ def preflight(settings: Settings, comm=None, restart: bool = False) -> Plan:
     if initial is not None:  # conditioning sites inside the mesh
         initial.check(model, "ensemble.initial_perturbations", template=ensemble.template)
     return Plan(ensemble, observations, scheme, smoother, settings.make_inflation(), times, obs_plan,
-                initial, settings.make_model_noise(), settings.make_parameters())
+                initial, settings.make_model_noise(), settings.make_parameters(), settings.make_inversion())
 
 
 def run(settings: Settings, config_text: str = "", restart: bool = False, overwrite: bool = False, comm=None):

@@ -83,3 +83,42 @@ def test_hybrid_inversion_needs_a_carried_friction():
     hybrid = HybridInversion(FrictionInversion(velocity_std=1.0, length=500.0, bounds=(0.01, 1.0)))
     with pytest.raises(ConfigError, match="friction must be a carried field of the model"):
         hybrid(ensemble, 0, {"velocity": None})
+
+
+def _params(**changes):
+    params = {"model": {"name": "icestream", "options": {"friction_carried": True}},
+              "ensemble": {"size": 4},
+              "observations": {"quantities": {"thickness": {"field": "thickness", "std": 5.0},
+                                              "velocity": {"field": "velocity", "std": 1.0}}},
+              "filter": {"scheme": "enkf"},
+              "run": {"cycles": 2, "interval": 1.0},
+              "inversion": {"velocity_std": 1.0, "length": 500.0, "bounds": [0.01, 1.0], "target": "mean"}}
+    params.update(changes)
+    return params
+
+
+def test_hybrid_inversion_from_params_yaml():
+    """``inversion:`` in params.yaml builds the step the run passes to the cycle."""
+    from fdassim.config import parse
+    from fdassim.models.inversion import HybridInversion, Target
+
+    step = parse(_params()).make_inversion()
+    assert isinstance(step, HybridInversion) and step.quantity == "velocity"
+    assert step.inversion.target is Target.MEAN and step.inversion.bounds == (0.01, 1.0)
+    assert parse(_params(inversion=None)).make_inversion() is None
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"inversion": {"velocity_std": 1.0, "length": 500.0, "bounds": [0.01, 1.0], "quantity": "speed"}},
+     "inversion.quantity: 'speed' is not an observed quantity"),
+    ({"model": {"name": "icestream"}}, "inversion: the model 'icestream' carries no friction"),
+    ({"inversion": {"velocity_std": 1.0, "length": 500.0, "bounds": [1.0, 0.01]}},
+     r"bounds: must be 0 <= C_lo < C_hi"),
+    ({"inversion": {"velocity_std": 1.0, "length": 500.0, "bounds": [0.01, 1.0], "target": "median"}},
+     "inversion.target: 'median' is not allowed"),
+])
+def test_hybrid_inversion_params_errors(changes, match):
+    from fdassim.config import parse
+
+    with pytest.raises(ConfigError, match=match):
+        parse(_params(**changes))
