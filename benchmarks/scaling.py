@@ -77,8 +77,8 @@ class NodalFields:
         for name in self.fields:
             f = state[name]
             if f.function_space().mesh().comm.size > 1:
-                raise ValueError(f"NodalFields({name!r}): a member's mesh is split over ranks; the benchmark "
-                                 "runs one rank per ensemble group (members <= ranks)")
+                raise ValueError(f"NodalFields({name!r}): a member's mesh is split over ranks; run the "
+                                 "benchmark with no more ranks than members (one rank per member)")
             parts.append(np.asarray(f.dat.data_ro).T.reshape(-1))  # a vector field: x then y
         return np.concatenate(parts)
 
@@ -88,8 +88,8 @@ def _stream_model():
     quadrilaterals of degree 2, 425 nodes; thickness and velocity the state, the accumulation
     a parameter), observed at every node: thickness (std 0.5 m), both velocity components
     (0.1 m/yr) and the accumulation (0.1 m/yr), m = 1700; analyses every year (2 Icepack steps
-    of 0.5 yr) by the stochastic EnKF, the accumulation inflated by 1.12 (the settings of
-    ``demos/icestream_twin``)."""
+    of 0.5 yr) by the stochastic EnKF, the accumulation inflated by 1.12 (the scheme and
+    inflation of ``demos/icestream_twin``, which observes every 8 years)."""
     import fdassim
     from fdassim.models.icestream import IceStream
 
