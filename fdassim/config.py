@@ -178,8 +178,8 @@ class OutputSettings:
                         doc="the run's HDF5 store (relative to the working directory; missing directories are made)")
     store_ensembles: bool = setting(
         True, restart=OnRestart.FREE,
-        doc="store every member at every cycle; false keeps means, truth and diagnostics only (a restart "
-            "keeps what the store was made with)")
+        doc="store every member at every cycle; false keeps means, spreads (standard deviations), truth and "
+            "diagnostics only (a restart keeps what the store was made with)")
     commit_seconds: float = setting(
         1.0, restart=OnRestart.FREE,
         doc="at most this many seconds between commits to the store (a killed run loses at most this much "

@@ -15,6 +15,8 @@ Layout of the file (``K`` cycles, ``N`` members, field ``f`` with ``n_f`` values
     /ensemble/analysis/<f>     (K, n_f, N)  analysis members
     /mean/forecast/<f>         (K, n_f)
     /mean/analysis/<f>         (K, n_f)
+    /spread/{forecast,analysis}/<f>  (K, n_f)  ensemble standard deviations, when the members
+                                             are not stored (output.store_ensembles: false)
     /truth/<f>                 (K, n_f)     twin experiments only
     /coordinates/<f>           (n_f, d)     positions of the field's values (when known)
     /observations/<q>/...      per observed quantity q: values (T_q, m_q) at its T_q times, and
@@ -23,6 +25,8 @@ Layout of the file (``K`` cycles, ``N`` members, field ``f`` with ``n_f`` values
                                              n_obs (observations assimilated; 0: no analysis)
     /timing/cycle              (K, 3)        seconds in forecast, analysis, io
     /timing/init               ()            seconds in initialization
+    /timing/bytes              (K,)          bytes of data each cycle wrote, all ranks (the restart
+                                             state counted in the cycle whose commit wrote it)
     /restart/slot0, slot1      (n, N + truth)  the state after the last committed cycles
     /restart/carried0, carried1  (N + truth, n_c)  the carried fields then (models with any)
     /restart/cycle             (2,)          the number of cycles each slot's state follows
@@ -177,13 +181,16 @@ def _layout(ensemble, K: int, plan, store_ensembles: bool, smoother=None) -> lis
             if store_ensembles:
                 specs.append(_Spec(f"ensemble/{kind}/{f.name}", (K, nf, N), cycles=True))
             specs.append(_Spec(f"mean/{kind}/{f.name}", (K, nf), cycles=True))
+            if not store_ensembles:  # the members are not kept: their spread is
+                specs.append(_Spec(f"spread/{kind}/{f.name}", (K, nf), cycles=True))
         if ensemble.has_truth:
             specs.append(_Spec(f"truth/{f.name}", (K, nf), cycles=True))
         if L.coords is not None:
             specs.append(_Spec(f"coordinates/{f.name}", (nf, L.coords.shape[1])))
     specs += [_Spec(*spec) for spec in obs_store.specs(plan)]
     specs += [_Spec(f"diagnostics/{name}", (K,), cycles=True) for name in DIAGNOSTICS]
-    specs += [_Spec("timing/cycle", (K, len(TIMING)), cycles=True), _Spec("timing/init", ())]
+    specs += [_Spec("timing/cycle", (K, len(TIMING)), cycles=True), _Spec("timing/init", ()),
+              _Spec("timing/bytes", (K,), "i8", cycles=True)]
     if smoother is not None:
         for f in L.fields:
             nf = L.global_size(f.name)
@@ -197,6 +204,28 @@ def _layout(ensemble, K: int, plan, store_ensembles: bool, smoother=None) -> lis
         specs += [_Spec(f"restart/carried{s}", (ensemble.n_total, ensemble.carried.n_global)) for s in (0, 1)]
     specs.append(_Spec("restart/cycle", (2,), "i8"))
     return specs
+
+
+class _Counted:
+    """A dataset getter that counts the bytes of the values assigned through it."""
+
+    def __init__(self, dataset):
+        self._dataset, self.nbytes = dataset, 0
+
+    def __call__(self, name: str):
+        return _CountedDataset(self._dataset(name), self)
+
+
+class _CountedDataset:
+    def __init__(self, d, counter: _Counted):
+        self._d, self._counter = d, counter
+
+    def __setitem__(self, key, value) -> None:
+        self._d[key] = value
+        self._counter.nbytes += np.asarray(value).nbytes
+
+    def __getattr__(self, name):
+        return getattr(self._d, name)
 
 
 def _check_space(path: str, nbytes: int) -> None:
@@ -559,13 +588,16 @@ class Store:
                 if self._store_ens:
                     part[f"ensemble/{kind}/{fr.name}"] = np.array(block)
                 part[f"mean/{kind}/{fr.name}"] = block.mean(axis=1)
+                if not self._store_ens:
+                    part[f"spread/{kind}/{fr.name}"] = block.std(axis=1, ddof=1)
             if self.ens.has_truth:
                 part[f"truth/{fr.name}"] = np.array(state[fr.lo:fr.hi, N])
             c["rows"][fr] = part
         if self._pending:  # only the latest state is needed for a restart
             self._pending[-1]["state"] = self._pending[-1]["carried"] = None
         self._pending.append(c)
-        self._pending_bytes += sum(a.nbytes for part in c["rows"].values() for a in part.values())
+        c["bytes"] = sum(a.nbytes for part in c["rows"].values() for a in part.values())  # this rank's
+        self._pending_bytes += c["bytes"]
         due = None
         if self.comm.rank == 0:
             due = (k + 1 >= self.n_cycles or self._pending_bytes >= BUFFER_BYTES
@@ -603,15 +635,20 @@ class Store:
         state = cycles[-1]["state"]
         nb = state.shape[0]
         slot = self._slot
+        written = np.array([c["bytes"] for c in cycles], dtype=np.int64)  # this rank's, per cycle
         if nb:
             h5(f"restart/slot{slot}")[self._row0:self._row0 + nb, :] = state
+            written[-1] += state.nbytes
         if cycles[-1]["carried"]:
             c0 = self.ens.carried.offset
             for i, values in cycles[-1]["carried"]:
                 h5(f"restart/carried{slot}")[i, c0:c0 + values.size] = values
+                written[-1] += values.nbytes
         if self.comm.rank == 0:
-            for c in cycles:
-                obs_store.write(h5, c["k"], c["obs"])
+            for j, c in enumerate(cycles):
+                counted = _Counted(h5)
+                obs_store.write(counted, c["k"], c["obs"])
+                written[j] += counted.nbytes + 8 * (len(DIAGNOSTICS) + len(TIMING) + 1)
             diag = np.array([c["diag"] for c in cycles])
             for j, name in enumerate(DIAGNOSTICS):
                 h5(f"diagnostics/{name}")[ka:kb] = diag[:, j]
@@ -619,6 +656,14 @@ class Store:
                 if len(c["timing"]) < 3:
                     self._set_io(c)
             h5("timing/cycle")[ka:kb, :] = np.array([c["timing"] for c in cycles])
+        if self.comm.size > 1:  # every rank's bytes (one reduction per commit, not per cycle)
+            from mpi4py import MPI
+
+            total = np.empty_like(written) if self.comm.rank == 0 else None
+            self.comm.Reduce(written, total, op=MPI.SUM, root=0)
+            written = total
+        if self.comm.rank == 0 and "timing/bytes" in self._h5:  # (stores made before it was kept)
+            h5("timing/bytes")[ka:kb] = written
             if self._divergence is not None:
                 h5("divergence")[()] = self._divergence
             h5("restart/cycle")[slot] = kb

@@ -74,6 +74,13 @@ def _buffered_commits_and_slots(tmp_path, comm):
         assert bytes(h5["status"][()]).rstrip(b"\0") == b"completed"
         assert h5["times"].attrs["cycle_axis"] == 0 and "cycle_axis" not in h5["restart/slot0"].attrs
         assert list(h5["restart/cycle"][...]) == [8, 5]  # slot 0: after 3, then 8; slot 1: after 5
+        # bytes written, all ranks: each cycle's rows (ensembles 2 x 12 x 5, means 2 x 12, truth 12:
+        # 1248 bytes) and rank 0's scalars and observations; the commits (after cycles 2, 4 and 7)
+        # wrote the restart state too (12 x 6 values: 576 bytes)
+        written = h5["timing/bytes"][...]
+        plain = written[[0, 1, 3, 5, 6]]
+        assert np.all(plain == plain[0]) and plain[0] >= 1248 + 8 * 8
+        np.testing.assert_array_equal(written[[2, 4, 7]], plain[0] + 576)
     assert not os.path.exists(path + ".lock")  # the script way locks too, and releases
 
 
@@ -236,3 +243,27 @@ def test_store_missing_has_its_own_exception(tmp_path):
     with pytest.raises(StoreNotFound, match=r"cannot restart: no store at '.*absent.h5' \(run without --restart"):
         Store.open(str(tmp_path / "absent.h5"), _ensemble(MPI.COMM_SELF))
     assert issubclass(StoreNotFound, StoreError) and issubclass(StoreNotFound, FileNotFoundError)
+
+
+@pytest.mark.filterwarnings("ignore:Mean of empty slice")  # the test writes no forecast RMSE
+def test_store_means_and_spreads_only(tmp_path):
+    """output.store_ensembles: false keeps the members' mean and standard deviation (ddof 1) per
+    value: the written members differ by 0.01 apart, so their spread is std(0, ..., 0.04)."""
+    import h5py
+
+    from fdassim.io import Store
+    from fdassim.report import report
+
+    ens = _ensemble(MPI.COMM_SELF)
+    path = str(tmp_path / "small.h5")
+    with Store.create(path, ens, 0.05 * np.arange(3), m=3, store_ensembles=False) as store:
+        for k in range(2):
+            _write(store, ens, k)
+    with h5py.File(path, "r") as h5:
+        assert "ensemble" not in h5
+        want = np.std(np.arange(N) / 100, ddof=1)
+        np.testing.assert_allclose(h5["spread/analysis/x"][...], want, rtol=1e-12)
+        np.testing.assert_allclose(h5["mean/forecast/x"][1], 1000.0 + np.arange(12) + 0.02 - 0.5, rtol=1e-15)
+        # rows: means and spreads 4 x 12, truth 12 values (480 bytes), less than with the members
+        assert h5["timing/bytes"][0] >= 480 + 64 and h5["timing/bytes"][0] < 1248
+    assert "written: " in report(path, figures=False) and " MiB per cycle (mean; " in report(path, figures=False)
