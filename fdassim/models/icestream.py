@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from ..options import check_options
 from ..perturbations.fields import RandomField
 from .icepack import IcepackModel, friction_with_flotation
 
@@ -107,6 +108,7 @@ class IceStream:
     _perturbations: tuple = field(init=False, repr=False)
 
     def __post_init__(self):
+        check_options(self)  # types, as every registered class (a bool is not a number)
         for name in ("Lx", "Ly", "nx", "ny", "degree", "dt", "temperature"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"IceStream: {name} must be positive, got {getattr(self, name)!r}")
