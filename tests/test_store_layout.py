@@ -129,3 +129,4 @@ def test_bytes_per_cycle_counts_what_a_cycle_writes():
     every = _shape(1)  # the analysis ensembles are the restart: no slots
     assert not any(v.name.startswith("restart/") for v in sl.variables(every))
     assert sl.bytes_per_cycle(every, 0) == small + 8 * 2 * n * N
+
