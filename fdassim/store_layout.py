@@ -44,6 +44,8 @@ TIMING = ("forecast", "analysis", "io")
 KINDS = ("forecast", "analysis")
 AXES = "xyz"
 RESTART_SLOTS = ("restart/slot0", "restart/slot1")
+WINDOW_COSTS = ("simulations", "propagations", "iterations")  # per smoother window (as fdassim.io)
+STATUS_BYTES = 2048  # room for the reason of a failure
 OBSERVED = "observations/y"
 
 
@@ -112,10 +114,13 @@ class RunShape:
         Dimension of the fields' positions (``None``: unknown).
     n_obs
         Observations per cycle.
-    n_total
-        Columns of a restart state (members and truth).
     ensemble_cycles
         The cycles whose forecast and analysis ensembles are kept.
+    n_carried
+        Values of a member's carried fields (``None``: the model carries none); they are
+        kept in restart slots of their own, as they are in no ensemble.
+    windows
+        Number of smoother windows (``None``: a filter run).
     """
 
     fields: tuple[tuple[str, int], ...]
@@ -125,6 +130,8 @@ class RunShape:
     space_dim: int | None
     n_obs: int
     ensemble_cycles: tuple[int, ...]
+    n_carried: int | None = None
+    windows: int | None = None
 
     @property
     def n_total(self) -> int:
@@ -154,9 +161,13 @@ def dimensions(shape: RunShape) -> dict[str, dict[str, int]]:
     if shape.ensemble_cycles:
         root["ensemble_cycle"] = len(shape.ensemble_cycles)
     root.update({index_dim(f): n for f, n in shape.fields})
-    out = {"": root, "observations": {"observation": shape.n_obs}}
+    out = {"": root, "observations": {"observation": shape.n_obs}, "restart": {"slot": 2}}
     if not shape.restart_in_ensembles:
-        out["restart"] = {"row": shape.n_state, "column": shape.n_total}
+        out["restart"].update(row=shape.n_state, column=shape.n_total)
+    if shape.n_carried is not None:
+        out["restart"].update(member_or_truth=shape.n_total, carried_value=shape.n_carried)
+    if shape.windows is not None:
+        out["smoother"] = {"window": shape.windows}
     return out
 
 
@@ -178,9 +189,21 @@ def variables(shape: RunShape) -> list[Var]:
             out.append(Var(truth(f), ("cycle", i)))
     out += [Var(d, ("cycle",)) for d in DIAGNOSTICS] + [Var(seconds(p), ("cycle",)) for p in TIMING]
     out += [Var("bytes_written", ("cycle",), "i8", -1), Var("initial_time", ()), Var("seconds_init", ()),
-            Var("completed", (), "i8", None), Var(OBSERVED, ("cycle", "observation"))]
+            Var("completed", (), "i8", None), Var("divergence", (), "i8", -1),
+            Var("status", (), f"S{STATUS_BYTES}", None), Var(OBSERVED, ("cycle", "observation"))]
+    if shape.windows is not None:  # a smoother run: the smoothed ensembles and the windows' costs
+        for f, _ in shape.fields:
+            if keep:
+                out.append(Var(f"smoother/{ensemble(f, 'smoothed')}", ("ensemble_cycle", index_dim(f), "member")))
+            out.append(Var(f"smoother/{mean(f, 'smoothed')}", ("cycle", index_dim(f))))
+        out += [Var(f"smoother/{name}", ("window",)) for name in WINDOW_COSTS]
+    # the restart: which cycle each slot's state follows; the slots unless the analysis
+    # ensembles are kept at every cycle; the carried fields (in no ensemble) always
+    out.append(Var("restart/cycle", ("slot",), "i8", -1))
     if not shape.restart_in_ensembles:
         out += [Var(s, ("row", "column")) for s in RESTART_SLOTS]
+    if shape.n_carried is not None:
+        out += [Var(f"restart/carried{i}", ("member_or_truth", "carried_value")) for i in (0, 1)]
     return out
 
 
@@ -193,8 +216,8 @@ def coordinate_names(shape: RunShape) -> list[str]:
 
 
 def bytes_per_cycle(shape: RunShape, k: int) -> int:
-    """Bytes cycle ``k`` writes: means, spreads, truth, diagnostics, timings, observations, and
-    the ensembles and restart state when they are written at ``k``."""
+    """Bytes cycle ``k`` writes: means, spreads, truth, diagnostics, timings, observations, the
+    ensembles when they are kept at ``k``, and the restart state (slots, carried fields)."""
     n, N = shape.n_state, shape.n_members
     per_value = 2 * 2 + shape.has_truth  # means and spreads of both kinds, truth
     b = n * per_value + len(DIAGNOSTICS) + len(TIMING) + 1 + shape.n_obs
@@ -202,6 +225,8 @@ def bytes_per_cycle(shape: RunShape, k: int) -> int:
         b += 2 * n * N
     if not shape.restart_in_ensembles:
         b += n * shape.n_total
+    if shape.n_carried is not None:
+        b += shape.n_carried * shape.n_total
     return 8 * b
 
 

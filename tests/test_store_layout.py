@@ -13,15 +13,17 @@ FIELDS = (("thickness", 7), ("friction", 5))
 TIMES = 0.5 * np.arange(6)  # t_0 and K = 5 analysis times
 
 
-def _shape(every=2, truth=True):
+def _shape(every=2, truth=True, carried=None, windows=None):
     return sl.RunShape(fields=FIELDS, n_cycles=5, n_members=3, has_truth=truth, space_dim=2, n_obs=4,
-                       ensemble_cycles=sl.kept_cycles(5, every))
+                       ensemble_cycles=sl.kept_cycles(5, every), n_carried=carried, windows=windows)
 
 
 def _expected(shape):
     """Deterministic values for every variable, from its name (what each rank writes its part of)."""
     out = {}
     for v in sl.variables(shape):
+        if v.dtype.startswith("S"):
+            continue  # the status: text, written by the store itself
         sizes = {**sl.dimensions(shape)[""], **sl.dimensions(shape).get(v.group, {})}
         n = int(np.prod([sizes[d] for d in v.dims], dtype=int))
         seed = sum(map(ord, v.name))
@@ -61,11 +63,11 @@ def test_kept_cycles_every_k_and_the_last():
     assert sl.kept_cycles(3, 10) == (2,)
 
 
-@pytest.mark.parametrize("every", [1, 2, 0])
-def test_store_round_trips_through_xarray(tmp_path, every):
+@pytest.mark.parametrize("every, carried, windows", [(1, None, None), (2, 6, None), (0, None, 2), (2, 6, 2)])
+def test_store_round_trips_through_xarray(tmp_path, every, carried, windows):
     from mpi4py import MPI
 
-    shape = _shape(every)
+    shape = _shape(every, carried=carried, windows=windows)
     path = str(tmp_path / "run.h5")
     expected = _write(path, shape, MPI.COMM_SELF)
     _check(path, shape, expected)
@@ -112,11 +114,19 @@ def _check(path, shape, expected):
                 np.testing.assert_array_equal(ds[name].values, values, err_msg=name)
     with xr.open_datatree(path, engine="h5netcdf") as tree:
         assert tree["observations"]["y"].dims == ("cycle", "observation")
-        if shape.restart_in_ensembles:
-            assert "restart" not in tree
+        restart = tree["restart"]
+        assert ("slot0" in restart) != shape.restart_in_ensembles  # no copy of the kept analyses
+        if not shape.restart_in_ensembles:
+            assert restart["slot0"].shape == (shape.n_state, shape.n_total)
+            np.testing.assert_array_equal(restart["slot1"].values, expected["restart/slot1"])
+        if shape.n_carried is not None:
+            assert restart["carried0"].dims == ("member_or_truth", "carried_value")
+            np.testing.assert_array_equal(restart["carried1"].values, expected["restart/carried1"])
+        if shape.windows is not None:
+            np.testing.assert_array_equal(tree["smoother"]["iterations"].values, expected["smoother/iterations"])
+            assert tree["smoother"][sl.mean("thickness", "smoothed")].dims == ("cycle", "thickness_index")
         else:
-            assert tree["restart"]["slot0"].shape == (shape.n_state, shape.n_total)
-            np.testing.assert_array_equal(tree["restart"]["slot1"].values, expected["restart/slot1"])
+            assert "smoother" not in tree
 
 
 def test_bytes_per_cycle_counts_what_a_cycle_writes():
@@ -127,6 +137,8 @@ def test_bytes_per_cycle_counts_what_a_cycle_writes():
     assert sl.bytes_per_cycle(shape, 0) == small + restart  # ensembles not kept at cycle 0
     assert sl.bytes_per_cycle(shape, 1) == small + restart + 8 * 2 * n * N
     every = _shape(1)  # the analysis ensembles are the restart: no slots
-    assert not any(v.name.startswith("restart/") for v in sl.variables(every))
+    assert not any(v.name.startswith("restart/slot") for v in sl.variables(every))
     assert sl.bytes_per_cycle(every, 0) == small + 8 * 2 * n * N
+    carried = _shape(1, carried=6)  # the carried fields are in no ensemble: their slots stay
+    assert sl.bytes_per_cycle(carried, 0) == small + 8 * 2 * n * N + 8 * 6 * (N + 1)
 
