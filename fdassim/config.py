@@ -180,6 +180,10 @@ class OutputSettings:
         True, restart=OnRestart.FREE,
         doc="store every member at every cycle; false keeps means, spreads (standard deviations), truth and "
             "diagnostics only (a restart keeps what the store was made with)")
+    ensembles_every: int = setting(
+        1, restart=OnRestart.FREE,
+        doc="store the members at cycles 0, k, 2k, ... and the last only (means and spreads at every cycle); "
+            "1: every cycle (a restart keeps what the store was made with)")
     commit_seconds: float = setting(
         1.0, restart=OnRestart.FREE,
         doc="at most this many seconds between commits to the store (a killed run loses at most this much "
@@ -188,6 +192,18 @@ class OutputSettings:
     def __post_init__(self):
         if not (np.isfinite(self.commit_seconds) and self.commit_seconds >= 0):
             raise ConfigError(f"output.commit_seconds: must be a number >= 0, got {self.commit_seconds}")
+        if self.ensembles_every < 1:
+            raise ConfigError(f"output.ensembles_every: must be a whole number >= 1, got {self.ensembles_every}; "
+                              "to store no members at all, set output.store_ensembles: false")
+        if not self.store_ensembles and self.ensembles_every != 1:
+            raise ConfigError(f"output.ensembles_every: {self.ensembles_every} asks for members every "
+                              f"{self.ensembles_every} cycles but output.store_ensembles is false (no members); "
+                              "remove one of the two")
+
+    @property
+    def every(self) -> int:
+        """Store the ensembles every this many cycles (0: never)."""
+        return self.ensembles_every if self.store_ensembles else 0
 
 
 @dataclass(frozen=True)

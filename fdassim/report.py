@@ -9,8 +9,10 @@ import numpy as np
 
 from .divergence import ADVICE
 from .errors import ConfigError, StoreNotFound
-from .io import DIAGNOSTICS, FORMAT_VERSION, read_status
+from . import store_layout as layout
+from .io import FORMAT_VERSION, read_status
 from .lock import describe_holder, read_holder
+from .observations.store import CYCLE as OBS_CYCLE, N_OBS
 from .smoothers import report as smoother_report
 
 __all__ = ["report"]
@@ -29,25 +31,25 @@ def _read(path: str) -> dict:
         if h5.attrs.get("format_version") != FORMAT_VERSION:
             raise ConfigError(f"{path!r} has store format {h5.attrs.get('format_version')!r}, "
                               f"this fdassim reads {FORMAT_VERSION}")
-        k = int(h5["completed"][()])
-        out = {name: h5[f"diagnostics/{name}"][:k] for name in DIAGNOSTICS}
-        out["times"] = h5["times"][1:k + 1]
-        out["timing"] = h5["timing/cycle"][:k]
-        out["timing_columns"] = json.loads(h5["timing/cycle"].attrs["columns"])
-        out["init"] = float(h5["timing/init"][()])
-        out["bytes"] = h5["timing/bytes"][:k] if "timing/bytes" in h5 else None
+        k = int(h5[layout.COMPLETED][()])
+        out = {name: h5[layout.diagnostic(name)][:k] for name in layout.DIAGNOSTICS}
+        out["times"] = h5[layout.TIMES][1:k + 1]
+        out["timing"] = h5[layout.TIMING][:k]
+        out["timing_columns"] = json.loads(h5[layout.TIMING].attrs["columns"])
+        out["init"] = float(h5[layout.INIT][()])
+        out["bytes"] = h5[layout.BYTES][:k]
         out["completed"], out["cycles"] = k, int(h5.attrs["n_cycles"])
         out["members"] = int(h5.attrs["n_members"])
         out["status"] = read_status(h5)
-        out["divergence"] = int(h5["divergence"][()]) if "divergence" in h5 else -1
+        out["divergence"] = int(h5[layout.DIVERGENCE][()])
         out["fields"] = {}
         out["smoother"] = smoother_report.read(h5, k)
         out["observations"] = _observation_counts(h5, k)
-        if "truth" in h5:
+        if h5.attrs["has_truth"]:
             for name in json.loads(h5.attrs["fields"]):
-                t = h5[f"truth/{name}"][:k]
-                out["fields"][name] = {kind: np.sqrt(np.mean((h5[f"mean/{kind}/{name}"][:k] - t) ** 2, axis=1))
-                                       for kind in ("forecast", "analysis")}
+                t = h5[layout.truth(name)][:k]
+                out["fields"][name] = {kind: np.sqrt(np.mean((h5[layout.mean(kind, name)][:k] - t) ** 2, axis=1))
+                                       for kind in layout.KINDS}
     return out
 
 
@@ -66,14 +68,12 @@ def _status(path: str, d: dict) -> str:
 
 def _observation_counts(h5, k: int) -> list[str]:
     """Lines on the observations: per quantity, times observed, values, QC rejections."""
-    if "observations" not in h5 or "quantities" not in h5["observations"].attrs:
-        return []
-    n_obs = h5["diagnostics/n_obs"][:k]
+    n_obs = h5[N_OBS][:k]
     lines = [f"observations: {int(n_obs.sum())} assimilated; {int(np.sum(n_obs == 0))} of {k} cycles "
              "without any (no analysis)"]
-    for name in json.loads(h5["observations"].attrs["quantities"]):
-        g = h5[f"observations/{name}"]
-        done = g["cycle"][:] < k
+    for name in json.loads(h5[layout.OBSERVATIONS].attrs["quantities"]):
+        g = h5[layout.observation(name)]
+        done = g[OBS_CYCLE][:] < k
         m = g["values"].shape[1]
         rej = g["n_rejected"][:][done]
         lines.append(f"  {name:12s} {int(done.sum())} times x {m} values; rejected by QC: {int(rej.sum())}"
@@ -119,8 +119,7 @@ def report(path: str, burn_in: int | None = None, figures: bool = True) -> str:
     t = d["timing"]
     lines.append("time: init {:.2f} s, ".format(d["init"]) +
                  ", ".join(f"{c} {s:.2f} s" for c, s in zip(d["timing_columns"], np.nansum(t, axis=0))))
-    if d["bytes"] is not None:
-        lines.append(_written(d["bytes"]))
+    lines.append(_written(d["bytes"]))
     if figures:
         import matplotlib
 

@@ -170,7 +170,7 @@ def _open_store(settings: Settings, plan: Plan, config_text: str, restart: bool,
             os.remove(fields_path(path))  # the fields of the run being replaced
         return Store.create(path, plan.ensemble, plan.times, plan.obs_plan, config_text, settings.output.store_ensembles,
                             overwrite=overwrite, resolved=settings.resolved(), settings=json.dumps(now),
-                            smoother=plan.smoother, **kw)
+                            smoother=plan.smoother, ensembles_every=settings.output.ensembles_every, **kw)
     header = Store.read_header(path, world)
     stored = json.loads(header["attrs"]["settings"]) if header["attrs"].get("settings") else None
     if stored is None:

@@ -1,75 +1,115 @@
-"""The run store's layout: every variable's name, dimensions and type, for writing and reading.
+"""The run store's layout: every dataset's path, dimensions and type, for writing and reading.
 
-The store is a NetCDF-4 file (HDF5 with dimension scales) made with h5netcdf, so xarray
-and NetCDF tools read it as it is::
+The store is an HDF5 file whose datasets carry NetCDF-4 dimension scales, so xarray (and
+NetCDF tools) read it with named dimensions and coordinates::
 
     import xarray
-    ds = xarray.open_dataset("run.h5", engine="h5netcdf")     # the run: ensembles, means, truth, ...
-    ds.thickness_analysis_mean.isel(cycle=-1)                 # by named dimension
-    tree = xarray.open_datatree("run.h5", engine="h5netcdf")  # with the groups (observations, restart)
+    tree = xarray.open_datatree("run.h5", engine="h5netcdf")         # every group
+    mean = xarray.open_dataset("run.h5", engine="h5netcdf", group="mean/analysis")
+    mean.thickness.isel(cycle=-1)                                     # by named dimension
 
-Root group (``K`` cycles, ``N`` members, field ``f`` with ``n_f`` values, ``E`` cycles whose
-ensembles are kept)::
+Dimensions (``K`` cycles, ``N`` members, field ``f`` with ``n_f`` values in ``d`` space
+dimensions)::
 
-    dimensions   cycle (K), member (N), f_index (n_f) per field, ensemble_cycle (E)
-    coordinates  cycle, time (cycle): the analysis times; member; f_x, f_y[, f_z] (f_index):
-                 positions of the field's values, when known; ensemble_cycle (the cycles
-                 whose ensembles are stored), ensemble_time
-    f_forecast, f_analysis               (ensemble_cycle, f_index, member)
-    f_forecast_mean, f_analysis_mean     (cycle, f_index)
-    f_forecast_spread, f_analysis_spread (cycle, f_index)   ensemble standard deviation
-    f_truth                              (cycle, f_index)   twin experiments only
-    rmse_forecast, rmse_analysis, spread_forecast, spread_analysis   (cycle)
-    seconds_forecast, seconds_analysis, seconds_io, bytes_written    (cycle)
-    initial_time, seconds_init, completed                            ()
-    /observations: y (cycle, observation)
-    /restart: slot0, slot1 (row, column) the state after the last completed cycles, when
-              the analysis ensembles are not stored at every cycle (else they are the restart)
+    cycle (K)            coordinate: the cycle number; ``time`` (cycle): the analysis times
+    ensemble_cycle (E)   the cycles whose ensembles are kept (output.ensembles_every > 1);
+                         coordinate: the cycle numbers; ``ensemble_time``: their times
+    member (N)           coordinate: the member number
+    <f>_index (n_f)      the field's values; coordinates ``<f>_x``, ``<f>_y`` (``<f>_z``):
+                         their positions, when the model knows them
+    space (d), step (K + 1: t_0 and the analysis times), phase (forecast, analysis, io),
+    window (smoother windows), time_<q> and obs_<q> (observation times and values of
+    quantity q), restart_row, restart_column, carried_value, slot (the restart state)
 
-Every variable is created, and its space allocated, when the file is made; a cycle only
-writes values into that space (see :mod:`fdassim.io` for the commit protocol).
+Every group whose datasets run along ``cycle`` (or ``ensemble_cycle``, ``member``, a field's
+values) holds their coordinates too (``cycle``, ``time``, ``ensemble_cycle``, ``ensemble_time``,
+``member``, ``<f>_x``, ...: hard links to one dataset each, no copies), so one group opened
+alone has them; an observation group's coordinate is its ``time``.
+
+The paths (see :mod:`fdassim.io` for what each holds and for the commit protocol) are made
+by the functions of this module only: :func:`ensemble`, :func:`mean`, :func:`spread`,
+:func:`truth`, :func:`positions`, :func:`diagnostic`, :func:`window`, :func:`observation`,
+:func:`slot`, :func:`carried` and the constants.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Var", "RunShape", "ensemble", "mean", "spread", "truth", "position", "index_dim",
-           "seconds", "variables", "dimensions", "create", "DIAGNOSTICS", "TIMING", "KINDS", "AXES"]
+__all__ = ["Var", "Shape", "ensemble", "mean", "spread", "truth", "positions", "diagnostic", "window",
+           "observation", "slot", "carried", "index_dim", "kept_cycles", "variables", "label", "plain_attrs",
+           "derived", "STATUS", "TIMES", "COMPLETED", "DIVERGENCE", "TIMING", "INIT", "BYTES", "RESTART_CYCLE",
+           "OBSERVATIONS", "KINDS", "DIAGNOSTICS", "SMOOTHER_DIAGNOSTICS", "WINDOW_COSTS", "PHASES", "CYCLE",
+           "ENSEMBLE_CYCLE", "MEMBER"]
 
-DIAGNOSTICS = ("rmse_forecast", "rmse_analysis", "spread_forecast", "spread_analysis")
-TIMING = ("forecast", "analysis", "io")
+# -- paths ------------------------------------------------------------------------------------------
+STATUS, TIMES, COMPLETED, DIVERGENCE = "status", "times", "completed", "divergence"
+TIMING, INIT, BYTES = "timing/cycle", "timing/init", "timing/bytes"
+RESTART_CYCLE = "restart/cycle"
+OBSERVATIONS = "observations"
 KINDS = ("forecast", "analysis")
-AXES = "xyz"
-RESTART_SLOTS = ("restart/slot0", "restart/slot1")
-WINDOW_COSTS = ("simulations", "propagations", "iterations")  # per smoother window (as fdassim.io)
+DIAGNOSTICS = ("rmse_forecast", "rmse_analysis", "spread_forecast", "spread_analysis")
+SMOOTHER_DIAGNOSTICS = ("rmse_smoother", "spread_smoother")  #: per observation time, of a smoother run
+WINDOW_COSTS = ("simulations", "propagations", "iterations")  #: per smoother window
+PHASES = ("forecast", "analysis", "io")  #: the columns of ``timing/cycle``
 STATUS_BYTES = 2048  # room for the reason of a failure
-OBSERVED = "observations/y"
+
+# -- dimensions -------------------------------------------------------------------------------------
+CYCLE, ENSEMBLE_CYCLE, MEMBER, SPACE, STEP = "cycle", "ensemble_cycle", "member", "space", "step"
+#: coordinates made by :func:`label` (not data: a grown store gets them made again)
+TIME, ENSEMBLE_TIME = "time", "ensemble_time"
+_NOT_A_VARIABLE = "This is a netCDF dimension but not a netCDF variable."
+_SCALE_ATTRS = ("DIMENSION_LIST", "REFERENCE_LIST", "CLASS", "NAME", "_Netcdf4Dimid", "_Netcdf4Coordinates")
 
 
-# -- names ----------------------------------------------------------------------------------------
-def ensemble(field: str, kind: str) -> str:
-    """The ``kind`` ensemble (``forecast`` or ``analysis``) of ``field``."""
-    return f"{field}_{kind}"
+def ensemble(kind: str, field: str) -> str:
+    """The ``kind`` members (``forecast``, ``analysis``, ``smoother``) of ``field``."""
+    return f"ensemble/{kind}/{field}"
 
 
-def mean(field: str, kind: str) -> str:
-    return f"{field}_{kind}_mean"
+def mean(kind: str, field: str) -> str:
+    return f"mean/{kind}/{field}"
 
 
-def spread(field: str, kind: str) -> str:
-    return f"{field}_{kind}_spread"
+def spread(kind: str, field: str) -> str:
+    """The members' standard deviation (stored when the members are not)."""
+    return f"spread/{kind}/{field}"
 
 
 def truth(field: str) -> str:
-    return f"{field}_truth"
+    return f"truth/{field}"
 
 
-def position(field: str, axis: int) -> str:
-    """The ``axis``-th coordinate (x, y, z) of ``field``'s values."""
-    return f"{field}_{AXES[axis]}"
+def positions(field: str) -> str:
+    """The positions ``(n_f, d)`` of ``field``'s values."""
+    return f"coordinates/{field}"
+
+
+def diagnostic(name: str) -> str:
+    return f"diagnostics/{name}"
+
+
+def window(name: str) -> str:
+    """A smoother window's cost ``name`` (one of :data:`WINDOW_COSTS`)."""
+    return f"windows/{name}"
+
+
+def observation(quantity: str, key: str = "") -> str:
+    """The group of an observed ``quantity`` or its dataset ``key`` (values, time, ...)."""
+    return f"{OBSERVATIONS}/{quantity}" + (f"/{key}" if key else "")
+
+
+def slot(s: int) -> str:
+    """Restart slot ``s`` (0 or 1): the state ``(n, N + truth)`` after a committed cycle."""
+    return f"restart/slot{s}"
+
+
+def carried(s: int) -> str:
+    """The carried fields ``(N + truth, n_c)`` of restart slot ``s``."""
+    return f"restart/carried{s}"
 
 
 def index_dim(field: str) -> str:
@@ -77,50 +117,57 @@ def index_dim(field: str) -> str:
     return f"{field}_index"
 
 
-def seconds(part: str) -> str:
-    """Seconds spent in ``part`` (forecast, analysis, io) at each cycle."""
-    return f"seconds_{part}"
+def position_name(field: str, axis: int) -> str:
+    """The coordinate holding ``field``'s ``axis``-th position (x, y, z), along its values."""
+    return f"{field}_{'xyz'[axis]}"
 
 
-# -- what decides the layout ----------------------------------------------------------------------
+# -- the datasets of a run --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Var:
-    """A variable of the store: its path, dimensions and type (``fill``: its value until written)."""
+    """A dataset of the store: path, dimension names, shape, type, fill value, and whether
+    its first axis counts cycles (it grows when a run is continued: :mod:`fdassim.grow`)."""
 
     name: str
     dims: tuple[str, ...]
+    shape: tuple[int, ...]
     dtype: str = "f8"
     fill: float | int | None = np.nan
-    attrs: dict = field(default_factory=dict, compare=False)
+    cycles: bool = False
 
     @property
-    def group(self) -> str:
-        return self.name.rpartition("/")[0]
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+
+
+def kept_cycles(n_cycles: int, every: int) -> tuple[int, ...]:
+    """The cycles whose ensembles are stored when keeping every ``every``-th (0: none):
+    cycles ``0, every, 2 every, ...`` and the last."""
+    if every <= 0 or n_cycles <= 0:
+        return ()
+    return tuple(sorted(set(range(0, n_cycles, every)) | {n_cycles - 1}))
 
 
 @dataclass(frozen=True)
-class RunShape:
-    """The sizes that decide a store's layout.
+class Shape:
+    """What decides a store's datasets.
 
     Parameters
     ----------
     fields
-        ``(name, n_f)`` of each field, in the model's order.
+        ``(name, n_f)`` of each field, in the state's order.
     n_cycles, n_members
         ``K`` and ``N``.
     has_truth
-        A twin experiment (the truth is stored).
+        A twin experiment: the truth is stored.
     space_dim
         Dimension of the fields' positions (``None``: unknown).
-    n_obs
-        Observations per cycle.
-    ensemble_cycles
-        The cycles whose forecast and analysis ensembles are kept.
+    every
+        Ensembles are stored at every ``every``-th cycle (:func:`kept_cycles`; 0: never).
     n_carried
-        Values of a member's carried fields (``None``: the model carries none); they are
-        kept in restart slots of their own, as they are in no ensemble.
+        Values of a member's carried fields (``None``: the model carries none).
     windows
-        Number of smoother windows (``None``: a filter run).
+        Smoother windows (``None``: a filter run).
     """
 
     fields: tuple[tuple[str, int], ...]
@@ -128,8 +175,7 @@ class RunShape:
     n_members: int
     has_truth: bool
     space_dim: int | None
-    n_obs: int
-    ensemble_cycles: tuple[int, ...]
+    every: int = 1
     n_carried: int | None = None
     windows: int | None = None
 
@@ -142,123 +188,141 @@ class RunShape:
         return sum(n for _, n in self.fields)
 
     @property
+    def kept(self) -> tuple[int, ...]:
+        return kept_cycles(self.n_cycles, self.every)
+
+    @property
+    def ensemble_dim(self) -> str:
+        """The first dimension of the stored ensembles."""
+        return CYCLE if self.every == 1 else ENSEMBLE_CYCLE
+
+    @property
     def restart_in_ensembles(self) -> bool:
-        """The analysis ensembles of every cycle are kept: they are the restart state."""
-        return len(self.ensemble_cycles) == self.n_cycles
+        """The analysis ensembles of every cycle are kept: they hold every restart state
+        (no restart slots)."""
+        return self.every == 1
 
 
-def kept_cycles(n_cycles: int, every: int) -> tuple[int, ...]:
-    """The cycles whose ensembles are kept when keeping every ``every``-th (0: none): cycles
-    ``every - 1, 2 every - 1, ...`` and the last."""
-    if every <= 0 or n_cycles == 0:
-        return ()
-    return tuple(sorted(set(range(every - 1, n_cycles, every)) | {n_cycles - 1}))
-
-
-def dimensions(shape: RunShape) -> dict[str, dict[str, int]]:
-    """The dimensions of each group (``""``: the root)."""
-    root = {"cycle": shape.n_cycles, "member": shape.n_members}
-    if shape.ensemble_cycles:
-        root["ensemble_cycle"] = len(shape.ensemble_cycles)
-    root.update({index_dim(f): n for f, n in shape.fields})
-    out = {"": root, "observations": {"observation": shape.n_obs}, "restart": {"slot": 2}}
-    if not shape.restart_in_ensembles:
-        out["restart"].update(row=shape.n_state, column=shape.n_total)
-    if shape.n_carried is not None:
-        out["restart"].update(member_or_truth=shape.n_total, carried_value=shape.n_carried)
-    if shape.windows is not None:
-        out["smoother"] = {"window": shape.windows}
-    return out
-
-
-def variables(shape: RunShape) -> list[Var]:
-    """Every variable of a store of ``shape``, coordinates first."""
-    keep = bool(shape.ensemble_cycles)
-    out = [Var("cycle", ("cycle",), "i8", None), Var("time", ("cycle",)), Var("member", ("member",), "i8", None)]
-    if keep:
-        out += [Var("ensemble_cycle", ("ensemble_cycle",), "i8", None), Var("ensemble_time", ("ensemble_cycle",))]
-    for f, _ in shape.fields:
-        if shape.space_dim:
-            out += [Var(position(f, a), (index_dim(f),)) for a in range(shape.space_dim)]
-    for f, _ in shape.fields:
+def variables(shape: Shape, observed: list[Var] = ()) -> list[Var]:
+    """Every dataset of a store of ``shape`` (``observed``: the observations' datasets)."""
+    K, N = shape.n_cycles, shape.n_members
+    out = [Var(STATUS, (), (), f"S{STATUS_BYTES}", None), Var(TIMES, (STEP,), (K + 1,), cycles=True),
+           Var(COMPLETED, (), (), "i8", 0), Var(DIVERGENCE, (), (), "i8", -1)]
+    E, edim = len(shape.kept), shape.ensemble_dim
+    kinds = KINDS + (("smoother",) if shape.windows is not None else ())
+    for f, n in shape.fields:
         i = index_dim(f)
-        if keep:
-            out += [Var(ensemble(f, k), ("ensemble_cycle", i, "member")) for k in KINDS]
-        out += [Var(mean(f, k), ("cycle", i)) for k in KINDS] + [Var(spread(f, k), ("cycle", i)) for k in KINDS]
+        for kind in kinds:
+            if E:
+                out.append(Var(ensemble(kind, f), (edim, i, MEMBER), (E, n, N), cycles=True))
+            out.append(Var(mean(kind, f), (CYCLE, i), (K, n), cycles=True))
+            if shape.every != 1 and kind != "smoother":  # the members are not always kept: their spread is
+                out.append(Var(spread(kind, f), (CYCLE, i), (K, n), cycles=True))
         if shape.has_truth:
-            out.append(Var(truth(f), ("cycle", i)))
-    out += [Var(d, ("cycle",)) for d in DIAGNOSTICS] + [Var(seconds(p), ("cycle",)) for p in TIMING]
-    out += [Var("bytes_written", ("cycle",), "i8", -1), Var("initial_time", ()), Var("seconds_init", ()),
-            Var("completed", (), "i8", None), Var("divergence", (), "i8", -1),
-            Var("status", (), f"S{STATUS_BYTES}", None), Var(OBSERVED, ("cycle", "observation"))]
-    if shape.windows is not None:  # a smoother run: the smoothed ensembles and the windows' costs
-        for f, _ in shape.fields:
-            if keep:
-                out.append(Var(f"smoother/{ensemble(f, 'smoothed')}", ("ensemble_cycle", index_dim(f), "member")))
-            out.append(Var(f"smoother/{mean(f, 'smoothed')}", ("cycle", index_dim(f))))
-        out += [Var(f"smoother/{name}", ("window",)) for name in WINDOW_COSTS]
-    # the restart: which cycle each slot's state follows; the slots unless the analysis
-    # ensembles are kept at every cycle; the carried fields (in no ensemble) always
-    out.append(Var("restart/cycle", ("slot",), "i8", -1))
+            out.append(Var(truth(f), (CYCLE, i), (K, n), cycles=True))
+        if shape.space_dim is not None:
+            out.append(Var(positions(f), (i, SPACE), (n, shape.space_dim)))
+    out += list(observed)
+    out += [Var(diagnostic(name), (CYCLE,), (K,), cycles=True) for name in DIAGNOSTICS]
+    out += [Var(TIMING, (CYCLE, "phase"), (K, len(PHASES)), cycles=True), Var(INIT, (), ()),
+            Var(BYTES, (CYCLE,), (K,), "i8", 0, cycles=True)]
+    if shape.windows is not None:
+        out += [Var(diagnostic(name), (CYCLE,), (K,), cycles=True) for name in SMOOTHER_DIAGNOSTICS]
+        out += [Var(window(name), ("window",), (shape.windows,)) for name in WINDOW_COSTS]
     if not shape.restart_in_ensembles:
-        out += [Var(s, ("row", "column")) for s in RESTART_SLOTS]
-    if shape.n_carried is not None:
-        out += [Var(f"restart/carried{i}", ("member_or_truth", "carried_value")) for i in (0, 1)]
+        out += [Var(slot(s), ("restart_row", "restart_column"), (shape.n_state, shape.n_total)) for s in (0, 1)]
+    if shape.n_carried is not None:  # member-major: each member's values contiguous
+        out += [Var(carried(s), ("restart_column", "carried_value"), (shape.n_total, shape.n_carried))
+                for s in (0, 1)]
+    out.append(Var(RESTART_CYCLE, ("slot",), (2,), "i8", -1))
     return out
 
 
-def coordinate_names(shape: RunShape) -> list[str]:
-    """The root variables that are coordinates but not dimensions (CF ``coordinates``)."""
-    names = ["time"] + (["ensemble_time"] if shape.ensemble_cycles else [])
-    if shape.space_dim:
-        names += [position(f, a) for f, _ in shape.fields for a in range(shape.space_dim)]
-    return names
+def create(h5, var: Var):
+    """Create the dataset ``var`` in the open ``h5py.File`` ``h5`` (collective in parallel)."""
+    kw = {} if var.fill is None else {"fillvalue": var.fill}
+    if var.dtype.startswith("S"):
+        d = h5.create_dataset(var.name, data=np.bytes_(b"running"), dtype=var.dtype, track_times=False)
+    else:
+        d = h5.create_dataset(var.name, var.shape, dtype=var.dtype, track_times=False, **kw)
+    d.attrs["dimensions"] = json.dumps(list(var.dims))
+    if var.cycles:
+        d.attrs["cycle_axis"] = 0
+    return d
 
 
-def bytes_per_cycle(shape: RunShape, k: int) -> int:
-    """Bytes cycle ``k`` writes: means, spreads, truth, diagnostics, timings, observations, the
-    ensembles when they are kept at ``k``, and the restart state (slots, carried fields)."""
-    n, N = shape.n_state, shape.n_members
-    per_value = 2 * 2 + shape.has_truth  # means and spreads of both kinds, truth
-    b = n * per_value + len(DIAGNOSTICS) + len(TIMING) + 1 + shape.n_obs
-    if k in shape.ensemble_cycles:
-        b += 2 * n * N
-    if not shape.restart_in_ensembles:
-        b += n * shape.n_total
-    if shape.n_carried is not None:
-        b += shape.n_carried * shape.n_total
-    return 8 * b
+# -- NetCDF-4 dimension scales and coordinates ------------------------------------------------------
+def plain_attrs(d) -> dict:
+    """The attributes of dataset ``d`` without its dimension scales' (object references that
+    do not survive a copy into another file)."""
+    return {k: v for k, v in d.attrs.items() if k not in _SCALE_ATTRS}
 
 
-def create(nc, shape: RunShape, times: np.ndarray, rank: int = 0) -> None:
-    """Create every dimension and variable of ``shape`` in the open h5netcdf file ``nc`` and
-    fill the small coordinates.
+def derived(name: str, obj) -> bool:
+    """Whether the object at ``name`` is made by :func:`label` (a dimension scale or a
+    coordinate): a grown store gets it made again."""
+    import h5py
 
-    Collective: every rank of the file's communicator calls it with the same arguments;
-    ``rank`` is the caller's (rank 0 writes the coordinates).
+    return isinstance(obj, h5py.Dataset) and ("dimensions" not in obj.attrs
+                                              or obj.attrs.get("CLASS") == b"DIMENSION_SCALE")
+
+
+def label(h5, kept: tuple[int, ...] | None = None) -> None:
+    """Attach dimension scales and coordinates to every dataset of the store ``h5`` (an
+    ``h5py.File`` open for writing by one process: rank 0 after the parallel file is closed).
+
+    Each dataset's dimensions are named by its ``dimensions`` attribute (:func:`create`).
+    ``kept``: the cycles the ensembles were stored at (when not every cycle).
     """
-    for group, dims in dimensions(shape).items():
-        _group(nc, group).dimensions.update(dims)
-    for v in variables(shape):
-        g = _group(nc, v.group)
-        kw = {} if v.fill is None else {"fillvalue": v.fill}
-        var = g.create_variable(v.name.rpartition("/")[2], v.dims, v.dtype, **kw)
-        var.attrs.update(v.attrs)
-    nc.attrs["coordinates"] = " ".join(coordinate_names(shape))
-    if rank == 0:
-        times = np.asarray(times, dtype=float)
-        values = {"cycle": np.arange(shape.n_cycles), "time": times[1:], "member": np.arange(shape.n_members),
-                  "initial_time": times[0]}
-        if shape.ensemble_cycles:
-            kept = list(shape.ensemble_cycles)
-            values.update(ensemble_cycle=np.asarray(kept, dtype=np.int64), ensemble_time=times[1:][kept])
-        for name, v in values.items():
-            nc.variables[name][...] = v
+    import h5py
 
-
-def _group(nc, path: str):
-    """The group ``path`` of the h5netcdf file ``nc`` (made if missing; ``""``: the root)."""
-    g = nc
-    for part in filter(None, path.split("/")):
-        g = g.groups[part] if part in g.groups else g.create_group(part)
-    return g
+    found: list[tuple[str, h5py.Dataset, list[str]]] = []
+    h5.visititems(lambda name, obj: found.append((name, obj, json.loads(obj.attrs["dimensions"])))
+                  if isinstance(obj, h5py.Dataset) and "dimensions" in obj.attrs else None)
+    sizes: dict[str, int] = {}
+    for name, d, dims in found:
+        for dim, n in zip(dims, d.shape):
+            if sizes.setdefault(dim, n) != n:
+                raise ValueError(f"store dimension {dim!r}: {name} has {n} values, another dataset {sizes[dim]}")
+    times = h5[TIMES][...]
+    K = times.size - 1
+    values = {CYCLE: np.arange(K), MEMBER: np.arange(int(h5.attrs["n_members"]))}
+    if ENSEMBLE_CYCLE in sizes:
+        values[ENSEMBLE_CYCLE] = np.asarray(kept, dtype=np.int64)
+    for dim, n in sizes.items():
+        if dim in values:
+            h5.create_dataset(dim, data=values[dim], track_times=False).make_scale(dim)
+        else:
+            h5.create_dataset(dim, (n,), dtype="f4", track_times=False).make_scale(f"{_NOT_A_VARIABLE}{n:10d}")
+    for name, d, dims in found:
+        for axis, dim in enumerate(dims):
+            d.dims[axis].attach_scale(h5[dim])
+    # coordinates along the dimensions: at the root, and linked into every group that uses them
+    coords = {TIME: (CYCLE, times[1:])}
+    if ENSEMBLE_CYCLE in sizes:
+        coords[ENSEMBLE_TIME] = (ENSEMBLE_CYCLE, times[1:][values[ENSEMBLE_CYCLE]])
+    for name, (dim, data) in coords.items():
+        h5.create_dataset(name, data=data, track_times=False).dims[0].attach_scale(h5[dim])
+    along = {CYCLE: [CYCLE, TIME], ENSEMBLE_CYCLE: [ENSEMBLE_CYCLE, ENSEMBLE_TIME], MEMBER: [MEMBER]}
+    for name, d, dims in found:
+        field = d.attrs.get("positions_of")
+        if field is not None:  # one coordinate per axis: a DataArray along the values keeps them
+            field, xy = str(field), d[...]
+            along[index_dim(field)] = [position_name(field, a) for a in range(xy.shape[1])]
+            for a, c in enumerate(along[index_dim(field)]):
+                h5.create_dataset(c, data=xy[:, a], track_times=False).dims[0].attach_scale(h5[index_dim(field)])
+    scales = set(values)
+    groups: dict[str, set[str]] = {"": {c for names in along.values() for c in names if c in h5}}
+    for name, d, dims in found:
+        group = name.rpartition("/")[0]
+        if group and not group.startswith(("coordinates", OBSERVATIONS)):
+            groups.setdefault(group, set()).update(c for dim in dims for c in along.get(dim, ()))
+        elif group.startswith(OBSERVATIONS + "/"):
+            groups.setdefault(group, {"time", "analysis_cycle"})
+    for group, names in groups.items():
+        g = h5[group] if group else h5
+        for c in sorted(names):
+            if c not in g:
+                g[c] = h5[c]
+        if names - scales:
+            g.attrs["coordinates"] = " ".join(sorted(names - scales))

@@ -36,15 +36,19 @@ def split_paths(tmp_path_factory, name):
 
 def read_store(path, names=("ensemble/analysis", "ensemble/forecast", "truth", "observations", "coordinates",
                             "diagnostics", "mean")):
-    """Every dataset under ``names`` of a store, as numpy arrays keyed by path."""
+    """Every dataset under ``names`` of a store, as numpy arrays keyed by path (not the
+    coordinates linked into the groups: :func:`fdassim.store_layout.derived`)."""
     import h5py
+
+    from fdassim import store_layout as sl
 
     out = {}
     with h5py.File(path, "r") as h5:
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset) and name.startswith(names):
+        def visit(name, link):
+            obj = h5[name]
+            if isinstance(obj, h5py.Dataset) and name.startswith(names) and not sl.derived(name, obj):
                 out[name] = obj[...]
-        h5.visititems(visit)
+        h5.visititems_links(visit)
     return out
 
 

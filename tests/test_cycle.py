@@ -7,6 +7,7 @@ firedrake = pytest.importorskip("firedrake", reason="the Firedrake stack is not 
 from mpi4py import MPI  # noqa: E402
 
 from helpers import read_store, run_twin  # noqa: E402
+from fdassim import store_layout as sl  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +37,9 @@ def test_cycle_analysis_equals_scheme_on_stored_arrays(heat_run):
     from helpers import HEAT_POINTS
 
     _, d = heat_run
-    Xf = np.concatenate([d["ensemble/forecast/temperature"], d["ensemble/forecast/source"]], axis=1)
-    Xa = np.concatenate([d["ensemble/analysis/temperature"], d["ensemble/analysis/source"]], axis=1)
-    y = d["observations/y/values"]
+    Xf = np.concatenate([d[sl.ensemble("forecast", "temperature")], d[sl.ensemble("forecast", "source")]], axis=1)
+    Xa = np.concatenate([d[sl.ensemble("analysis", "temperature")], d[sl.ensemble("analysis", "source")]], axis=1)
+    y = d[sl.observation("y", "values")]
     # predicted observations of the stored forecast members: P1 point evaluation is linear in
     # the nodal values, so evaluate the basis once on a unit vector per node
     from fdassim.models.heat import Heat
@@ -46,7 +47,7 @@ def test_cycle_analysis_equals_scheme_on_stored_arrays(heat_run):
     model = Heat()
     state = model.member(model.domain(MPI.COMM_SELF), 0).state
     H = PointValues("temperature", HEAT_POINTS)
-    n_t = d["ensemble/forecast/temperature"].shape[1]
+    n_t = d[sl.ensemble("forecast", "temperature")].shape[1]
     basis = np.empty((HEAT_POINTS.shape[0], n_t))
     for j in range(n_t):
         state["temperature"].dat.data[:] = 0.0
@@ -61,10 +62,10 @@ def test_cycle_analysis_equals_scheme_on_stored_arrays(heat_run):
 
 def test_cycle_stores_truth_means_and_coordinates(heat_run):
     _, d = heat_run
-    K = d["observations/y/values"].shape[0]
-    assert d["truth/source"].shape == (K, 81) and np.all(np.isfinite(d["truth/source"]))
-    np.testing.assert_allclose(d["mean/analysis/source"], d["ensemble/analysis/source"].mean(axis=2), rtol=1e-13)
-    c = d["coordinates/temperature"]
+    K = d[sl.observation("y", "values")].shape[0]
+    assert d[sl.truth("source")].shape == (K, 81) and np.all(np.isfinite(d[sl.truth("source")]))
+    np.testing.assert_allclose(d[sl.mean("analysis", "source")], d[sl.ensemble("analysis", "source")].mean(axis=2), rtol=1e-13)
+    c = d[sl.positions("temperature")]
     assert c.shape == (81, 2) and c.min() == 0.0 and c.max() == 1.0
 
 
@@ -116,11 +117,11 @@ def test_cycle_lorenz96_equals_serial_reference_loop(tmp_path):
                       observations=obs, inflation=Multiplicative(1.02))
     d = read_store(path)
     X0 = _initial_ensemble(model, N, seed)
-    truth = np.vstack([np.zeros(model.n), d["truth/x"]])
+    truth = np.vstack([np.zeros(model.n), d[sl.truth("x")]])
     times = 0.05 * np.arange(K + 1)
-    ref = run_filter(model, ETKF(), Multiplicative(1.02), X0, d["observations/y/values"], np.eye(model.n),
+    ref = run_filter(model, ETKF(), Multiplicative(1.02), X0, d[sl.observation("y", "values")], np.eye(model.n),
                      ObsError.from_std(np.ones(model.n)), seed, times=times, truth=truth)
-    np.testing.assert_array_equal(d["ensemble/analysis/x"][-1], ref.Xa)
+    np.testing.assert_array_equal(d[sl.ensemble("analysis", "x")][-1], ref.Xa)
     np.testing.assert_allclose(result.rmse_analysis, ref.rmse_a, rtol=1e-12)
     assert result.summary(burn_in=30)["rmse_analysis"] < 0.5  # tracking (obs error 1) after 30 cycles
 
@@ -144,16 +145,16 @@ def test_cycle_passes_the_models_ring_to_localization(tmp_path):
              seed=seed, observations=obs, inflation=Multiplicative(1.05))
     d = read_store(path)
     X0 = _initial_ensemble(model, N, seed)
-    truth = np.vstack([np.zeros(model.n), d["truth/x"]])
+    truth = np.vstack([np.zeros(model.n), d[sl.truth("x")]])
 
     class Line(Lorenz96):  # the same model without its geometry: the ring must come from the option
         geometry = None
 
     ref = run_filter(Line(), LocalizedEnKF(Localization(4.0, periodic=(40,))), Multiplicative(1.05), X0,
-                     d["observations/y/values"], np.eye(model.n)[list(idx)], ObsError.from_std(np.ones(len(idx))), seed,
+                     d[sl.observation("y", "values")], np.eye(model.n)[list(idx)], ObsError.from_std(np.ones(len(idx))), seed,
                      times=0.05 * np.arange(K + 1), truth=truth, coords=model.coords,
                      obs_coords=model.coords[list(idx)])
-    np.testing.assert_array_equal(d["ensemble/analysis/x"][-1], ref.Xa)
+    np.testing.assert_array_equal(d[sl.ensemble("analysis", "x")][-1], ref.Xa)
 
 
 @pytest.mark.parametrize("product", ["ordered", "petsc"])
@@ -174,6 +175,6 @@ def test_cycle_transform_product_choice_changes_only_round_off(tmp_path, product
         path = str(tmp_path / f"{p}.h5")
         run_twin(model, ETKF(), path, comm=MPI.COMM_SELF, N=10, cycles=10, interval=0.05, observations=obs,
                  product=Product(p))
-        runs[p] = read_store(path)["ensemble/analysis/x"]
+        runs[p] = read_store(path)[sl.ensemble("analysis", "x")]
     np.testing.assert_allclose(runs[product], runs["tiled"], rtol=0, atol=1e-10)
     assert not np.array_equal(runs["tiled"][0], runs["tiled"][-1])

@@ -17,6 +17,7 @@ firedrake = pytest.importorskip("firedrake", reason="the Firedrake stack is not 
 from mpi4py import MPI  # noqa: E402
 
 from helpers import read_store, run_twin, sort_by_coordinates  # noqa: E402
+from fdassim import store_layout as sl  # noqa: E402
 
 
 def _paths(tmp_path_factory, name):
@@ -55,7 +56,7 @@ def test_cycle_lorenz96_members_split_is_bitwise_serial(tmp_path_factory, scheme
     _lorenz96_run(world, MPI.COMM_WORLD, _scheme(scheme))
     _lorenz96_run(serial, MPI.COMM_SELF, _scheme(scheme))
     a, b = read_store(world), read_store(serial)
-    for key in ("ensemble/analysis/x", "ensemble/forecast/x", "truth/x", "observations/y/values"):
+    for key in (sl.ensemble("analysis", "x"), sl.ensemble("forecast", "x"), sl.truth("x"), sl.observation("y", "values")):
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
@@ -72,7 +73,7 @@ def test_cycle_heat_members_split_is_bitwise_serial(tmp_path_factory):
     _heat_run(world, MPI.COMM_WORLD)
     _heat_run(serial, MPI.COMM_SELF)
     a, b = read_store(world), read_store(serial)
-    for key in ("ensemble/analysis/temperature", "ensemble/analysis/source", "truth/source", "observations/y/values"):
+    for key in (sl.ensemble("analysis", "temperature"), sl.ensemble("analysis", "source"), sl.truth("source"), sl.observation("y", "values")):
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
@@ -90,11 +91,11 @@ def test_cycle_heat_mesh_split_agrees_with_serial(tmp_path_factory, scheme):
     _heat_run(serial, MPI.COMM_SELF, scheme=_letkf() if scheme == "letkf" else None)
     a, b = read_store(world), read_store(serial)
     for field in ("temperature", "source"):
-        ca, cb = a[f"coordinates/{field}"], b[f"coordinates/{field}"]
+        ca, cb = a[sl.positions(field)], b[sl.positions(field)]
         np.testing.assert_allclose(sort_by_coordinates(ca, ca), sort_by_coordinates(cb, cb), atol=1e-14)
-        for k in range(a[f"ensemble/analysis/{field}"].shape[0]):
-            xa = sort_by_coordinates(a[f"ensemble/analysis/{field}"][k], ca)
-            xb = sort_by_coordinates(b[f"ensemble/analysis/{field}"][k], cb)
+        for k in range(a[sl.ensemble("analysis", field)].shape[0]):
+            xa = sort_by_coordinates(a[sl.ensemble("analysis", field)][k], ca)
+            xb = sort_by_coordinates(b[sl.ensemble("analysis", field)][k], cb)
             np.testing.assert_allclose(xa, xb, rtol=1e-12, atol=1e-12 * np.abs(xb).max())
 
 

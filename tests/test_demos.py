@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+from fdassim import store_layout as sl
 
 pytest.importorskip("firedrake", reason="the Firedrake stack is not installed (make install)")
 
@@ -53,8 +54,8 @@ def test_demo_flowline_twin_learns_the_accumulation_and_the_grounding_line(tmp_p
     path = str(tmp_path / "flowline.h5")
     demo.main(members=8, years=20, every=10, output=path, progress=False, cells=30, spinup=60.0, dt=2.0)
     d = read_store(path)
-    err = {kind: np.sqrt(((d[f"mean/{kind}/accumulation"] - d["truth/accumulation"]) ** 2).mean(axis=1))
+    err = {kind: np.sqrt(((d[sl.mean(kind, "accumulation")] - d[sl.truth("accumulation")]) ** 2).mean(axis=1))
            for kind in ("forecast", "analysis")}
     assert err["forecast"][0] > 0.8 and err["analysis"][-1] < 0.7 * err["forecast"][0]
-    gl = {kind: np.abs(d[f"mean/{kind}/grounding_line"] - d["truth/grounding_line"])[:, 0] for kind in ("forecast", "analysis")}
+    gl = {kind: np.abs(d[sl.mean(kind, "grounding_line")] - d[sl.truth("grounding_line")])[:, 0] for kind in ("forecast", "analysis")}
     assert gl["analysis"].mean() < gl["forecast"].mean()

@@ -7,6 +7,7 @@ firedrake = pytest.importorskip("firedrake", reason="the Firedrake stack is not 
 from mpi4py import MPI  # noqa: E402
 
 from helpers import HEAT_POINTS, read_store, sort_by_coordinates  # noqa: E402
+from fdassim import store_layout as sl  # noqa: E402
 
 
 def _run(path, comm):
@@ -31,8 +32,8 @@ def _check(path):
             std = ck.load_function(mesh, f"{field}_std")
             X = firedrake.Function(firedrake.VectorFunctionSpace(mesh, "CG", 1))
             xy = X.interpolate(firedrake.SpatialCoordinate(mesh)).dat.data_ro
-            ens = d[f"ensemble/analysis/{field}"][-1]
-            c = d[f"coordinates/{field}"]
+            ens = d[sl.ensemble("analysis", field)][-1]
+            c = d[sl.positions(field)]
             np.testing.assert_allclose(sort_by_coordinates(mean.dat.data_ro, xy),
                                        sort_by_coordinates(ens.mean(axis=1), c), rtol=1e-12, atol=1e-12)
             np.testing.assert_allclose(sort_by_coordinates(std.dat.data_ro, xy),

@@ -14,6 +14,7 @@ firedrake = pytest.importorskip("firedrake", reason="the Firedrake stack is not 
 from mpi4py import MPI  # noqa: E402
 
 from helpers import read_store, split_paths  # noqa: E402
+from fdassim import store_layout as sl  # noqa: E402
 
 LOWER, UPPER = 0.0, 1.8  # the source's bounds; its prior is 1 + smooth modes + a random field
 
@@ -40,13 +41,13 @@ def _run(path, comm):
 
 
 def _check(d):
-    Xf, Xa, truth = d["ensemble/forecast/source"], d["ensemble/analysis/source"], d["truth/source"]
+    Xf, Xa, truth = d[sl.ensemble("forecast", "source")], d[sl.ensemble("analysis", "source")], d[sl.truth("source")]
     assert LOWER <= truth.min() and truth.max() <= UPPER  # the truth honours the bounds
     prior = Xf[0]
     assert np.any((prior < LOWER) | (prior > UPPER))  # the prior does not: the bounds bind
     assert Xa.min() >= LOWER and Xa.max() <= UPPER  # every member, every analysis
-    err_f = np.sqrt(np.mean((d["mean/forecast/source"] - truth) ** 2, axis=1))
-    err_a = np.sqrt(np.mean((d["mean/analysis/source"] - truth) ** 2, axis=1))
+    err_f = np.sqrt(np.mean((d[sl.mean("forecast", "source")] - truth) ** 2, axis=1))
+    err_a = np.sqrt(np.mean((d[sl.mean("analysis", "source")] - truth) ** 2, axis=1))
     # measured: 0.44 in the prior, 0.08 after 6 analyses; asserted: below 40 % of the prior's error
     assert err_a[-1] < 0.4 * err_f[0], (err_f, err_a)
 
@@ -61,5 +62,5 @@ def test_joint_estimation_on_2_ranks_is_bitwise_serial(tmp_path_factory):
     a = _run(world, MPI.COMM_WORLD)
     b = _run(serial, MPI.COMM_SELF)
     _check(a)
-    for key in ("ensemble/analysis/source", "ensemble/analysis/temperature", "truth/source"):
+    for key in (sl.ensemble("analysis", "source"), sl.ensemble("analysis", "temperature"), sl.truth("source")):
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)

@@ -9,6 +9,7 @@ pytest.importorskip("firedrake", reason="the Firedrake stack is not installed (m
 from mpi4py import MPI  # noqa: E402
 
 from helpers import run_twin  # noqa: E402
+from fdassim import store_layout as sl  # noqa: E402
 
 
 def test_report_table_figure_and_field_rmse(tmp_path):
@@ -79,7 +80,7 @@ def test_report_divergence_warned_once_and_stored(tmp_path):
     k = result.diverged_at
     assert np.mean(result.rmse_analysis[k - 9:k + 1]) > 5 * np.mean(result.spread_analysis[k - 9:k + 1])
     with h5py.File(path, "r") as h5:
-        assert int(h5["divergence"][()]) == k
+        assert int(h5[sl.DIVERGENCE][()]) == k
     assert f"warning: the filter diverged at cycle {k} (try more inflation, localization" in report(path, figures=False)
 
 

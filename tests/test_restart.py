@@ -14,6 +14,7 @@ import yaml
 pytest.importorskip("firedrake", reason="the Firedrake stack is not installed (make install)")
 
 from helpers import HEAT_POINTS, read_store  # noqa: E402
+from fdassim import store_layout as sl  # noqa: E402
 
 L96 = {
     "model": {"name": "lorenz96"},
@@ -89,6 +90,8 @@ def assert_same_run(path_a, path_b):
 @pytest.mark.parametrize("params, kill_at, ranks", [
     pytest.param(L96, "forecast:5", 1, id="l96-forecast"),
     pytest.param(L96, "write:7", 1, id="l96-write"),
+    # members every third cycle (0, 3, 6, 9, 11): the state after cycle 7 is in a restart slot
+    pytest.param(dict(L96, output={"commit_seconds": 0, "ensembles_every": 3}), "write:8", 1, id="l96-every3"),
     pytest.param(HEAT, "forecast:2", 1, id="heat-forecast"),
     pytest.param(HEAT, "write:3", 2, id="heat-write-2ranks"),
 ])
@@ -107,7 +110,7 @@ def test_restart_after_kill_reproduces_uninterrupted_run(tmp_path, capsys, param
     import h5py
 
     with h5py.File(path, "r") as h5:  # the store survived the kill, committed up to the cycle before
-        assert int(h5["completed"][()]) == int(kill_at.split(":")[1])
+        assert int(h5[sl.COMPLETED][()]) == int(kill_at.split(":")[1])
     if ranks == 1:  # the killed run continued with other settings: refused, naming each, store untouched
         changed = dict(params, run=dict(params["run"], seed=12), filter={"scheme": "etkf"})
         capsys.readouterr()
@@ -116,7 +119,7 @@ def test_restart_after_kill_reproduces_uninterrupted_run(tmp_path, capsys, param
         assert "ended without finishing" in err  # the dead run's lock file, taken over (and released)
         assert "run.seed: 11 (stored) -> 12 (now)" in err and 'filter.scheme: "enkf" (stored) -> "etkf" (now)' in err
         with h5py.File(path, "r") as h5:
-            assert int(h5["completed"][()]) == int(kill_at.split(":")[1])
+            assert int(h5[sl.COMPLETED][()]) == int(kill_at.split(":")[1])
     again, _ = fdassim(params, tmp_path, "killed", "--restart", ranks=ranks)
     assert again.returncode == 0, again.stderr
     if ranks > 1:
@@ -138,7 +141,7 @@ def test_restart_after_kill_with_buffered_commits(tmp_path):
     import h5py
 
     with h5py.File(path, "r") as h5:
-        assert int(h5["completed"][()]) == 0 and bytes(h5["status"][()]).rstrip(b"\0") == b"running"
+        assert int(h5[sl.COMPLETED][()]) == 0 and bytes(h5[sl.STATUS][()]).rstrip(b"\0") == b"running"
     assert inproc(params, tmp_path, "killed", "--restart")[0] == 0
     assert_same_run(ref_path, path)
 
@@ -152,7 +155,7 @@ def test_restart_killed_while_growing_keeps_the_store(tmp_path):
     killed, _ = fdassim(longer, tmp_path, "grow", "--restart", kill_at="grow:16")
     assert killed.returncode != 0, "the fault did not fire"
     with h5py.File(path, "r") as h5:  # the old store, whole
-        assert h5.attrs["n_cycles"] == 12 and int(h5["completed"][()]) == 12
+        assert h5.attrs["n_cycles"] == 12 and int(h5[sl.COMPLETED][()]) == 12
     assert [f for f in os.listdir(tmp_path) if ".grow-" in f]  # the half-made copy
     assert inproc(longer, tmp_path, "grow", "--restart")[0] == 0
     assert not [f for f in os.listdir(tmp_path) if ".grow-" in f]  # removed by the next run
@@ -225,16 +228,16 @@ def test_restart_without_store_starts_from_the_beginning(tmp_path, capsys):
     code, path = inproc(L96, tmp_path, "fresh", "--restart")
     assert code == 0
     assert "starting from the beginning" in capsys.readouterr().err
-    assert read_store(path)["diagnostics/rmse_analysis"].shape == (12,)
+    assert read_store(path)[sl.diagnostic("rmse_analysis")].shape == (12,)
 
 
 def test_run_refuses_to_overwrite_a_store(tmp_path, capsys):
     code, path = inproc(L96, tmp_path, "done")
     assert code == 0
-    before = read_store(path)["ensemble/analysis/x"]
+    before = read_store(path)[sl.ensemble("analysis", "x")]
     assert inproc(L96, tmp_path, "done")[0] == 2
     assert "exists: continue that run with --restart, start it again with --overwrite" in capsys.readouterr().err
-    np.testing.assert_array_equal(read_store(path)["ensemble/analysis/x"], before)  # nothing lost
+    np.testing.assert_array_equal(read_store(path)[sl.ensemble("analysis", "x")], before)  # nothing lost
     forced, _ = fdassim(L96, tmp_path, "done", "--overwrite")
     assert forced.returncode == 0, forced.stderr
     assert PETSC_UNUSED not in forced.stdout + forced.stderr
@@ -257,13 +260,13 @@ def test_run_from_observation_file_reproduces_the_twin(tmp_path):
     from fdassim.observations.files import write_observation_file
 
     write_observation_file(str(tmp_path / "obs.nc"), {"x": {
-        "value": twin["observations/x/values"], "time": twin["observations/x/time"],
+        "value": twin[sl.observation("x", "values")], "time": twin[sl.observation("x", "time")],
         "index": np.arange(0, 40, 2), "std": 1.0}})
     real = dict(L96, run=dict(L96["run"], twin=False),
                 observations={"field": "x", "file": str(tmp_path / "obs.nc")})
     code, path = inproc(real, tmp_path, "real")
     assert code == 0
     d = read_store(path)
-    assert "truth/x" not in d and np.all(np.isnan(d["diagnostics/rmse_analysis"]))
-    np.testing.assert_array_equal(d["ensemble/analysis/x"], twin["ensemble/analysis/x"])
-    np.testing.assert_array_equal(d["observations/x/values"], twin["observations/x/values"])
+    assert sl.truth("x") not in d and np.all(np.isnan(d[sl.diagnostic("rmse_analysis")]))
+    np.testing.assert_array_equal(d[sl.ensemble("analysis", "x")], twin[sl.ensemble("analysis", "x")])
+    np.testing.assert_array_equal(d[sl.observation("x", "values")], twin[sl.observation("x", "values")])

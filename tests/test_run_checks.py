@@ -13,6 +13,7 @@ pytest.importorskip("firedrake", reason="the Firedrake stack is not installed (m
 from mpi4py import MPI  # noqa: E402
 
 from helpers import read_store  # noqa: E402
+from fdassim import store_layout as sl  # noqa: E402
 
 L96 = {
     "model": {"name": "lorenz96", "options": {"n": 12}},
@@ -58,7 +59,7 @@ def test_run_restart_refuses_changed_settings_naming_each(tmp_path, capsys):
     assert 'filter.scheme: "enkf" (stored) -> "etkf" (now)' in err
     assert "run.seed: 11 (stored) -> 12 (now)" in err
     assert "run.progress" not in err and err.count("fdassim: error:") == 1
-    np.testing.assert_array_equal(read_store(path)["ensemble/analysis/x"], before["ensemble/analysis/x"])
+    np.testing.assert_array_equal(read_store(path)[sl.ensemble("analysis", "x")], before[sl.ensemble("analysis", "x")])
     # what cannot change the result may change; options written out equal their defaults
     same = with_(L96, run={"progress": True}, output={"commit_seconds": 5.0},
                  filter={"scheme": "enkf", "options": {"covariance": "exact", "innovations": "random"}})
@@ -81,7 +82,7 @@ def test_run_restart_extends_a_run_exactly(tmp_path, capsys):
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
     with h5py.File(path, "r") as h5:
         assert h5.attrs["n_cycles"] == 13 and "cycles: 13" in h5.attrs["config"]
-        assert bytes(h5["status"][()]).rstrip(b"\0") == b"completed"
+        assert bytes(h5[sl.STATUS][()]).rstrip(b"\0") == b"completed"
     assert fdassim(tmp_path, L96, "--restart")[0] == 2
     assert "run.cycles: the store" in capsys.readouterr().err
 
@@ -101,7 +102,7 @@ def test_run_restart_of_a_corrupt_store_is_a_clean_error(tmp_path, capsys, damag
     err = capsys.readouterr().err
     assert "cannot restart from" in err and "it is not a readable run store" in err and "--overwrite" in err
     assert fdassim(tmp_path, L96, "--overwrite")[0] == 0
-    assert read_store(path)["diagnostics/rmse_analysis"].shape == (8,)
+    assert read_store(path)[sl.diagnostic("rmse_analysis")].shape == (8,)
 
 
 @pytest.mark.parametrize("change, match", [
@@ -132,7 +133,7 @@ def test_run_failure_leaves_a_store_that_says_why(tmp_path, capsys):
     assert code == 2
     assert "failed in cycle" in capsys.readouterr().err
     with h5py.File(path, "r") as h5:
-        status = bytes(h5["status"][()]).rstrip(b"\0").decode()
+        status = bytes(h5[sl.STATUS][()]).rstrip(b"\0").decode()
     assert status.startswith("failed: MemberFailure: member ") and "NaN or Inf" in status
     from fdassim.report import report
 

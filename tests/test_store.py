@@ -9,6 +9,8 @@ import pytest
 pytest.importorskip("firedrake", reason="the Firedrake stack is not installed (make install)")
 from mpi4py import MPI  # noqa: E402
 
+from fdassim import store_layout as sl  # noqa: E402
+
 N = 5
 
 
@@ -37,13 +39,16 @@ def _shared_path(tmp_path, comm, name):
 
 
 def _buffered_commits_and_slots(tmp_path, comm):
+    """Members every third cycle of 7: stored at cycles 0, 3, 6 (the last); the restart state
+    comes from the restart slots after the commits ending on cycles 2 and 4, from the stored
+    analysis members after the last (no slot written then)."""
     from fdassim.errors import StoreError
     from fdassim.io import Store
 
     ens = _ensemble(comm)
     path = _shared_path(tmp_path, comm, "buffer.h5")
-    times = 0.05 * np.arange(9)
-    store = Store.create(path, ens, times, m=3, commit_seconds=1e9)
+    times = 0.05 * np.arange(8)
+    store = Store.create(path, ens, times, m=3, commit_seconds=1e9, ensembles_every=3)
     with store:
         for k in range(3):
             _write(store, ens, k)
@@ -58,29 +63,39 @@ def _buffered_commits_and_slots(tmp_path, comm):
         np.testing.assert_array_equal(store.read_state(4), _cycle_rows(ens, 4))
         with pytest.raises(StoreError, match=r"holds no restart state after cycle 1 \(it holds"):
             store.read_state(1)
-        for k in range(5, 8):
+        np.testing.assert_array_equal(store.read_state(3), _cycle_rows(ens, 3))  # stored members
+        for k in range(5, 7):
             _write(store, ens, k)
         assert store.status() == "running"
+        np.testing.assert_array_equal(store.read_state(6), _cycle_rows(ens, 6))
     # the last cycle was committed as it came; closing marks the run completed
     import h5py
 
     with h5py.File(path, "r") as h5:
-        assert int(h5["completed"][()]) == 8 and h5.attrs["n_cycles"] == 8
-        np.testing.assert_array_equal(h5["diagnostics/rmse_analysis"][...], np.arange(8.0))
-        np.testing.assert_array_equal(h5["observations/y/values"][:, 0], np.arange(8.0))
-        # the analysis ensemble of cycle 6, all rows in global order, members in order
+        assert int(h5[sl.COMPLETED][()]) == 7 and h5.attrs["n_cycles"] == 7
+        np.testing.assert_array_equal(h5[sl.diagnostic("rmse_analysis")][...], np.arange(7.0))
+        np.testing.assert_array_equal(h5[sl.observation("y", "values")][:, 0], np.arange(7.0))
+        np.testing.assert_array_equal(h5[sl.ENSEMBLE_CYCLE][...], [0, 3, 6])
+        # the analysis members of cycle 6 (the third stored), all rows in global order, members in order
         want = 6000.0 + np.arange(12)[:, None] + np.arange(N)[None, :] / 100
-        np.testing.assert_array_equal(h5["ensemble/analysis/x"][6], want)
-        assert bytes(h5["status"][()]).rstrip(b"\0") == b"completed"
-        assert h5["times"].attrs["cycle_axis"] == 0 and "cycle_axis" not in h5["restart/slot0"].attrs
-        assert list(h5["restart/cycle"][...]) == [8, 5]  # slot 0: after 3, then 8; slot 1: after 5
-        # bytes written, all ranks: each cycle's rows (ensembles 2 x 12 x 5, means 2 x 12, truth 12:
-        # 1248 bytes) and rank 0's scalars and observations; the commits (after cycles 2, 4 and 7)
-        # wrote the restart state too (12 x 6 values: 576 bytes)
-        written = h5["timing/bytes"][...]
-        plain = written[[0, 1, 3, 5, 6]]
-        assert np.all(plain == plain[0]) and plain[0] >= 1248 + 8 * 8
-        np.testing.assert_array_equal(written[[2, 4, 7]], plain[0] + 576)
+        assert h5[sl.ensemble("analysis", "x")].shape == (3, 12, N)
+        np.testing.assert_array_equal(h5[sl.ensemble("analysis", "x")][2], want)
+        rows3 = 3000.0 + np.arange(12)[:, None] + np.arange(N)[None, :] / 100
+        np.testing.assert_array_equal(h5[sl.ensemble("forecast", "x")][1], rows3 - 0.5)  # cycle 3
+        # spreads at every cycle; members near 6000 apart by 0.01: rounding 6000 eps ~ 1e-12 absolute
+        np.testing.assert_allclose(h5[sl.spread("analysis", "x")][...], np.std(np.arange(N) / 100, ddof=1),
+                                   rtol=1e-9)
+        assert bytes(h5[sl.STATUS][()]).rstrip(b"\0") == b"completed"
+        assert h5[sl.TIMES].attrs["cycle_axis"] == 0 and "cycle_axis" not in h5[sl.slot(0)].attrs
+        assert list(h5[sl.RESTART_CYCLE][...]) == [3, 5]  # the last commit wrote no slot
+        # bytes written, all ranks: each cycle's rows (means and spreads 4 x 12, truth 12: 480 bytes;
+        # at cycles 0, 3, 6 the members too, 2 x 12 x 5: 960 bytes) and rank 0's scalars and
+        # observations; the commits after cycles 2 and 4 wrote the restart state (12 x 6: 576 bytes)
+        written = h5[sl.BYTES][...]
+        plain = written[[1, 5]]
+        assert plain[0] == plain[1] and plain[0] >= 480 + 8 * 8
+        np.testing.assert_array_equal(written[[0, 3, 6]], plain[0] + 960)
+        np.testing.assert_array_equal(written[[2, 4]], plain[0] + 576)
     assert not os.path.exists(path + ".lock")  # the script way locks too, and releases
 
 
@@ -91,6 +106,31 @@ def test_store_buffered_commits_and_restart_slots(tmp_path):
 @pytest.mark.parallel(nprocs=2)
 def test_store_buffered_commits_and_restart_slots_parallel(tmp_path):
     _buffered_commits_and_slots(tmp_path, MPI.COMM_WORLD)
+
+
+def test_store_members_of_every_cycle_are_the_restart_state(tmp_path):
+    """Members stored at every cycle: no restart slots in the file, each commit writes no
+    second copy of the state (its 12 x 6 values: 576 bytes), a reopened store restarts from
+    the stored analysis members and truth."""
+    import h5py
+
+    from fdassim.io import Store
+
+    ens = _ensemble(MPI.COMM_SELF)
+    path = str(tmp_path / "every.h5")
+    with Store.create(path, ens, 0.05 * np.arange(5), m=3, commit_seconds=0) as store:
+        for k in range(2):
+            _write(store, ens, k)
+    with h5py.File(path, "r") as h5:
+        assert sl.slot(0) not in h5 and sl.slot(1) not in h5
+        written = h5[sl.BYTES][:2]
+        # members 2 x 12 x 5, means 2 x 12, truth 12 (1248 bytes), and rank 0's scalars and
+        # observations (under 200 bytes): no restart state although every cycle was committed
+        assert written[0] == written[1] and 1248 < written[0] < 1248 + 200
+    with Store.open(path, ens) as store:
+        np.testing.assert_array_equal(store.read_state(1), _cycle_rows(ens, 1))
+        for k in range(2, 4):
+            _write(store, ens, k)
 
 
 def test_store_status_failed_with_the_reason_and_reopened(tmp_path):
@@ -107,16 +147,19 @@ def test_store_status_failed_with_the_reason_and_reopened(tmp_path):
             raise RuntimeError("boom")
     with h5py.File(path, "r") as h5:
         assert read_status(h5) == "failed: RuntimeError: boom"
-        assert int(h5["completed"][()]) == 2  # the cycles before the failure are kept
+        assert int(h5[sl.COMPLETED][()]) == 2  # the cycles before the failure are kept
     with Store.open(path, ens) as store:
         assert store.status() == "running" and store.completed() == 2
         for k in (2, 3):
             _write(store, ens, k)
     with h5py.File(path, "r") as h5:
-        assert read_status(h5) == "completed" and int(h5["completed"][()]) == 4
+        assert read_status(h5) == "completed" and int(h5[sl.COMPLETED][()]) == 4
 
 
-def test_store_grow_keeps_cycles_and_adds_room(tmp_path):
+@pytest.mark.parametrize("every", [1, 3])
+def test_store_grow_keeps_cycles_and_adds_room(tmp_path, every):
+    """Grown from 3 to 6 cycles: with members every cycle, 3 new rows; every third cycle,
+    the 3-cycle run kept cycles 0 and 2 (the last), the new cycles add 3 and 5."""
     import h5py
 
     from fdassim.errors import ConfigError
@@ -125,26 +168,35 @@ def test_store_grow_keeps_cycles_and_adds_room(tmp_path):
 
     ens = _ensemble(MPI.COMM_SELF)
     path = str(tmp_path / "grow.h5")
-    with Store.create(path, ens, 0.05 * np.arange(4), m=3) as store:
+    with Store.create(path, ens, 0.05 * np.arange(4), m=3, ensembles_every=every, commit_seconds=0) as store:
         for k in range(3):
             _write(store, ens, k)
+    kept, rows = ([0, 1, 2, 3, 4, 5], 3) if every == 1 else ([0, 2, 3, 5], 2)
+    copied = [sl.ensemble("forecast", "x"), sl.positions("x"), sl.diagnostic("rmse_analysis")]
+    copied += [] if every == 1 else [sl.slot(0), sl.slot(1)]
     with h5py.File(path, "r") as h5:
-        before = {name: h5[name][...] for name in ("ensemble/forecast/x", "restart/slot0", "restart/slot1",
-                                                   "coordinates/x", "diagnostics/rmse_analysis")}
+        before = {name: h5[name][...] for name in copied}
     assert grow(path, 0.05 * np.arange(7), attrs={"config": "new"}) == 3
     with h5py.File(path, "r") as h5:
-        assert h5.attrs["n_cycles"] == 6 and h5.attrs["config"] == "new" and int(h5["completed"][()]) == 3
-        np.testing.assert_array_equal(h5["times"][...], 0.05 * np.arange(7))
-        assert h5["ensemble/forecast/x"].shape == (6, 12, N)
-        np.testing.assert_array_equal(h5["ensemble/forecast/x"][:3], before["ensemble/forecast/x"])
-        assert np.all(np.isnan(h5["ensemble/forecast/x"][3:]))
-        for name in ("restart/slot0", "restart/slot1", "coordinates/x"):
-            np.testing.assert_array_equal(h5[name][...], before[name])
+        assert h5.attrs["n_cycles"] == 6 and h5.attrs["config"] == "new" and int(h5[sl.COMPLETED][()]) == 3
+        np.testing.assert_array_equal(h5[sl.TIMES][...], 0.05 * np.arange(7))
+        assert h5[sl.ensemble("forecast", "x")].shape == (len(kept), 12, N)
+        np.testing.assert_array_equal(h5[sl.ensemble("forecast", "x")][:rows], before[sl.ensemble("forecast", "x")])
+        assert np.all(np.isnan(h5[sl.ensemble("forecast", "x")][rows:]))
+        for name in copied[1:]:
+            np.testing.assert_array_equal(h5[name][...][:3], before[name][:3])
     with Store.open(path, ens) as store:
+        np.testing.assert_array_equal(store.read_state(2), _cycle_rows(ens, 2))
         for k in range(3, 6):
             _write(store, ens, k)
     with h5py.File(path, "r") as h5:
-        np.testing.assert_array_equal(h5["diagnostics/rmse_analysis"][...], np.arange(6.0))
+        np.testing.assert_array_equal(h5[sl.diagnostic("rmse_analysis")][...], np.arange(6.0))
+        np.testing.assert_array_equal(h5[sl.ensemble("analysis", "x")][-1, :, :], _cycle_rows(ens, 5)[:, :N])
+    import xarray
+
+    with xarray.open_dataset(path, engine="h5netcdf", group="ensemble/analysis") as ds:  # labelled again
+        np.testing.assert_array_equal(ds[sl.CYCLE if every == 1 else sl.ENSEMBLE_CYCLE], kept)
+        np.testing.assert_array_equal(ds["x"].isel({ds["x"].dims[0]: -1}), _cycle_rows(ens, 5)[:, :N])
     with pytest.raises(ConfigError, match=r"run.cycles: the store .* holds 6 cycles and a run cannot shrink"):
         grow(path, 0.05 * np.arange(5))
     with pytest.raises(ConfigError, match=r"its analysis times differ from this run's \(run.t0 or run.interval"):
@@ -262,8 +314,8 @@ def test_store_means_and_spreads_only(tmp_path):
     with h5py.File(path, "r") as h5:
         assert "ensemble" not in h5
         want = np.std(np.arange(N) / 100, ddof=1)
-        np.testing.assert_allclose(h5["spread/analysis/x"][...], want, rtol=1e-12)
-        np.testing.assert_allclose(h5["mean/forecast/x"][1], 1000.0 + np.arange(12) + 0.02 - 0.5, rtol=1e-15)
+        np.testing.assert_allclose(h5[sl.spread("analysis", "x")][...], want, rtol=1e-12)
+        np.testing.assert_allclose(h5[sl.mean("forecast", "x")][1], 1000.0 + np.arange(12) + 0.02 - 0.5, rtol=1e-15)
         # rows: means and spreads 4 x 12, truth 12 values (480 bytes), less than with the members
-        assert h5["timing/bytes"][0] >= 480 + 64 and h5["timing/bytes"][0] < 1248
+        assert h5[sl.BYTES][0] >= 480 + 64 and h5[sl.BYTES][0] < 1248
     assert "written: " in report(path, figures=False) and " MiB per cycle (mean; " in report(path, figures=False)

@@ -1,144 +1,107 @@
-"""The store's layout: made with h5netcdf, written in parallel with h5py, read back by xarray
-with named dimensions and coordinates."""
+"""The store as xarray reads it: named dimensions and coordinates, every value where the run
+wrote it (a Firedrake run with two observed quantities, serially and on 2 ranks with an
+uneven member split), and ensembles kept every k cycles."""
 
 import numpy as np
 import pytest
 
-from fdassim import store_layout as sl
-
+pytest.importorskip("firedrake", reason="the Firedrake stack is not installed (make install)")
 xr = pytest.importorskip("xarray", reason="xarray reads the store (a dependency: make install)")
-pytest.importorskip("h5netcdf", reason="h5netcdf makes the store (a dependency: make install)")
+from mpi4py import MPI  # noqa: E402
 
-FIELDS = (("thickness", 7), ("friction", 5))
-TIMES = 0.5 * np.arange(6)  # t_0 and K = 5 analysis times
+from helpers import read_store, run_twin, split_paths  # noqa: E402
+from fdassim import store_layout as sl  # noqa: E402
 
-
-def _shape(every=2, truth=True, carried=None, windows=None):
-    return sl.RunShape(fields=FIELDS, n_cycles=5, n_members=3, has_truth=truth, space_dim=2, n_obs=4,
-                       ensemble_cycles=sl.kept_cycles(5, every), n_carried=carried, windows=windows)
-
-
-def _expected(shape):
-    """Deterministic values for every variable, from its name (what each rank writes its part of)."""
-    out = {}
-    for v in sl.variables(shape):
-        if v.dtype.startswith("S"):
-            continue  # the status: text, written by the store itself
-        sizes = {**sl.dimensions(shape)[""], **sl.dimensions(shape).get(v.group, {})}
-        n = int(np.prod([sizes[d] for d in v.dims], dtype=int))
-        seed = sum(map(ord, v.name))
-        out[v.name] = (np.arange(n, dtype=float) + seed).reshape([sizes[d] for d in v.dims])
-    return out
-
-
-def _write(path, shape, comm):
-    """Make the store with h5netcdf and write each variable's rows with h5py, each rank its
-    share of the first axis (as the cycle writes its rows of a field)."""
-    import h5netcdf
-    import h5py
-
-    kw = dict(driver="mpio", comm=comm) if comm.size > 1 else {}
-    with h5netcdf.File(path, "w", **kw) as nc:
-        sl.create(nc, shape, TIMES, rank=comm.rank)
-    expected = _expected(shape)
-    fixed = {"cycle", "time", "member", "ensemble_cycle", "ensemble_time", "initial_time"}
-    with h5py.File(path, "r+", **kw) as h5:
-        for name, values in expected.items():
-            if name in fixed:
-                continue
-            if values.ndim == 0:
-                if comm.rank == 0:
-                    h5[name][()] = values
-                continue
-            lo, hi = [len(values) * r // comm.size for r in (comm.rank, comm.rank + 1)]
-            if hi > lo:
-                h5[name][lo:hi] = values[lo:hi]
-    return expected
+N, CYCLES, DT = 5, 3, 0.2  # 5 members: 3 and 2 on 2 ranks
 
 
 def test_kept_cycles_every_k_and_the_last():
-    assert sl.kept_cycles(10, 1) == tuple(range(10))
-    assert sl.kept_cycles(10, 4) == (3, 7, 9)
-    assert sl.kept_cycles(10, 0) == ()
-    assert sl.kept_cycles(3, 10) == (2,)
+    assert sl.kept_cycles(7, 3) == (0, 3, 6)
+    assert sl.kept_cycles(8, 3) == (0, 3, 6, 7)
+    assert sl.kept_cycles(4, 1) == (0, 1, 2, 3)
+    assert sl.kept_cycles(4, 0) == ()
+    assert sl.kept_cycles(2, 10) == (0, 1)
 
 
-@pytest.mark.parametrize("every, carried, windows", [(1, None, None), (2, 6, None), (0, None, 2), (2, 6, 2)])
-def test_store_round_trips_through_xarray(tmp_path, every, carried, windows):
-    from mpi4py import MPI
+def _observations():
+    from fdassim.analysis.base import ObsError
+    from fdassim.observations import NodalValues, Observations, PointValues, Quantity, Schedule
 
-    shape = _shape(every, carried=carried, windows=windows)
-    path = str(tmp_path / "run.h5")
-    expected = _write(path, shape, MPI.COMM_SELF)
-    _check(path, shape, expected)
+    pts = np.array([[0.3, 0.3], [0.7, 0.2], [0.5, 0.8]])
+    return Observations([
+        Quantity("temperature", NodalValues("temperature", every=4), ObsError.from_std(0.1)),
+        Quantity("source", PointValues("source", pts), ObsError.from_std(0.2), Schedule(times=(0.4,))),
+    ])
+
+
+def _run(path, comm):
+    from fdassim.analysis.etkf import ETKF
+    from fdassim.models.heat import Heat
+
+    return run_twin(Heat(), ETKF(), path, comm=comm, N=N, cycles=CYCLES, interval=DT, observations=_observations())
+
+
+def _check_xarray(path, result):
+    """Open the store with xarray and compare it with the run (``result``) and the raw file."""
+    raw = read_store(path)
+    times = DT * np.arange(1, CYCLES + 1)
+    with xr.open_dataset(path, engine="h5netcdf") as root:
+        np.testing.assert_allclose(root["time"], times, rtol=1e-15)
+        assert root["time"].dims == ("cycle",) and list(root["cycle"].values) == list(range(CYCLES))
+        assert list(root["member"].values) == list(range(N))
+        assert {"temperature_x", "temperature_y", "source_x", "source_y"} <= set(root.coords)
+    with xr.open_dataset(path, engine="h5netcdf", group="ensemble/analysis") as ens, \
+            xr.open_dataset(path, engine="h5netcdf", group="mean/analysis") as mean, \
+            xr.open_dataset(path, engine="h5netcdf", group="truth") as truth:
+        for f in ("temperature", "source"):
+            a = ens[f]
+            assert a.dims == ("cycle", f"{f}_index", "member") and a.shape[2] == N
+            # coordinates in the group opened alone: the analysis times, the nodes' positions
+            np.testing.assert_allclose(a["time"], times, rtol=1e-15)
+            for axis, c in enumerate((f"{f}_x", f"{f}_y")):
+                assert a[c].dims == (f"{f}_index",)
+                np.testing.assert_array_equal(a[c], raw[sl.positions(f)][:, axis])
+            np.testing.assert_array_equal(a, raw[sl.ensemble("analysis", f)])
+            np.testing.assert_array_equal(mean[f], raw[sl.mean("analysis", f)])
+            # the stored mean is the members' mean (to rounding: numpy's pairwise sum)
+            np.testing.assert_allclose(mean[f], a.mean("member"), rtol=1e-13, atol=1e-13)
+            assert truth[f].dims == ("cycle", f"{f}_index")
+    with xr.open_dataset(path, engine="h5netcdf", group="diagnostics") as diag:
+        np.testing.assert_array_equal(diag["rmse_analysis"], result.rmse_analysis)
+        np.testing.assert_array_equal(diag["n_obs"], result.n_obs)
+        np.testing.assert_allclose(diag["time"], times, rtol=1e-15)
+    tree = xr.open_datatree(path, engine="h5netcdf")
+    try:
+        src = tree["observations/source"]
+        assert src["values"].dims == ("time_source", "obs_source")
+        np.testing.assert_allclose(src["time"], [0.4], rtol=1e-15)
+        np.testing.assert_array_equal(src["values"], raw[sl.observation("source", "values")])
+        temp = tree["observations/temperature"]
+        assert temp["values"].sizes["time_temperature"] == CYCLES
+        np.testing.assert_array_equal(temp["values"], raw[sl.observation("temperature", "values")])
+        assert "slot0" not in tree["restart"]  # the members of every cycle are the restart states
+    finally:
+        tree.close()
+
+
+def test_store_of_a_run_round_trips_through_xarray(tmp_path):
+    path = str(tmp_path / "heat.h5")
+    _check_xarray(path, _run(path, MPI.COMM_SELF))
 
 
 @pytest.mark.parallel(nprocs=2)
-def test_store_written_on_two_ranks_round_trips_through_xarray(tmp_path_factory):
-    from mpi4py import MPI
-
-    comm = MPI.COMM_WORLD
-    path = comm.bcast(str(tmp_path_factory.mktemp("layout") / "run.h5") if comm.rank == 0 else None)
-    shape = _shape(2)
-    expected = _write(path, shape, comm)
-    comm.Barrier()
-    if comm.rank == 0:
-        _check(path, shape, expected)
-
-
-def _check(path, shape, expected):
-    with xr.open_dataset(path, engine="h5netcdf") as ds:
-        K, N = shape.n_cycles, shape.n_members
-        assert ds.sizes["cycle"] == K and ds.sizes["member"] == N
-        np.testing.assert_array_equal(ds["time"], TIMES[1:])
-        assert float(ds["initial_time"]) == TIMES[0]
-        np.testing.assert_array_equal(ds["member"], np.arange(N))
-        for f, n in shape.fields:
-            # positions are coordinates of the field's values
-            for a in "xy":
-                assert f"{f}_{a}" in ds.coords and ds[f"{f}_{a}"].dims == (f"{f}_index",)
-            assert ds[sl.mean(f, "analysis")].dims == ("cycle", f"{f}_index")
-            assert ds[sl.truth(f)].sizes[f"{f}_index"] == n
-            assert "time" in ds[sl.mean(f, "analysis")].coords
-            if shape.ensemble_cycles:
-                a = ds[sl.ensemble(f, "analysis")]
-                assert a.dims == ("ensemble_cycle", f"{f}_index", "member")
-                np.testing.assert_array_equal(a["ensemble_cycle"], shape.ensemble_cycles)
-                np.testing.assert_array_equal(a["ensemble_time"], TIMES[1:][list(shape.ensemble_cycles)])
+def test_store_of_a_run_on_two_ranks_round_trips_through_xarray(tmp_path_factory):
+    """Members 3 and 2 on the ranks: the same values as the serial run's, bitwise (the RMSE
+    and spread diagnostics to 1e-13: their sums over members are reduced across ranks)."""
+    world, serial = split_paths(tmp_path_factory, "xarray")
+    result = _run(world, MPI.COMM_WORLD)
+    _run(serial, MPI.COMM_SELF)
+    if MPI.COMM_WORLD.rank == 0:
+        _check_xarray(world, result)
+        a, b = read_store(world), read_store(serial)
+        assert a.keys() == b.keys()
+        for key in a:
+            if key.startswith("diagnostics/") and key != sl.diagnostic("n_obs"):
+                np.testing.assert_allclose(a[key], b[key], rtol=1e-13, err_msg=key)
             else:
-                assert sl.ensemble(f, "analysis") not in ds and "ensemble_cycle" not in ds.dims
-        # every value written by whichever rank lands where the layout says
-        for name, values in expected.items():
-            if "/" not in name and name not in ("cycle", "time", "member", "ensemble_cycle", "ensemble_time",
-                                                "initial_time"):
-                np.testing.assert_array_equal(ds[name].values, values, err_msg=name)
-    with xr.open_datatree(path, engine="h5netcdf") as tree:
-        assert tree["observations"]["y"].dims == ("cycle", "observation")
-        restart = tree["restart"]
-        assert ("slot0" in restart) != shape.restart_in_ensembles  # no copy of the kept analyses
-        if not shape.restart_in_ensembles:
-            assert restart["slot0"].shape == (shape.n_state, shape.n_total)
-            np.testing.assert_array_equal(restart["slot1"].values, expected["restart/slot1"])
-        if shape.n_carried is not None:
-            assert restart["carried0"].dims == ("member_or_truth", "carried_value")
-            np.testing.assert_array_equal(restart["carried1"].values, expected["restart/carried1"])
-        if shape.windows is not None:
-            np.testing.assert_array_equal(tree["smoother"]["iterations"].values, expected["smoother/iterations"])
-            assert tree["smoother"][sl.mean("thickness", "smoothed")].dims == ("cycle", "thickness_index")
-        else:
-            assert "smoother" not in tree
-
-
-def test_bytes_per_cycle_counts_what_a_cycle_writes():
-    shape = _shape(2)
-    n, N = 12, 3
-    small = 8 * (n * 5 + 4 + 3 + 1 + 4)  # means, spreads, truth; diagnostics, timings, bytes, y
-    restart = 8 * n * (N + 1)
-    assert sl.bytes_per_cycle(shape, 0) == small + restart  # ensembles not kept at cycle 0
-    assert sl.bytes_per_cycle(shape, 1) == small + restart + 8 * 2 * n * N
-    every = _shape(1)  # the analysis ensembles are the restart: no slots
-    assert not any(v.name.startswith("restart/slot") for v in sl.variables(every))
-    assert sl.bytes_per_cycle(every, 0) == small + 8 * 2 * n * N
-    carried = _shape(1, carried=6)  # the carried fields are in no ensemble: their slots stay
-    assert sl.bytes_per_cycle(carried, 0) == small + 8 * 2 * n * N + 8 * 6 * (N + 1)
-
+                np.testing.assert_array_equal(a[key], b[key], err_msg=key)

@@ -4,7 +4,7 @@ Each quantity ``q`` (observed at ``T_q`` times, ``m_q`` values each) has its own
 named dimensions ``time_q`` (its observation times) and ``obs_q`` (its observations)::
 
     /observations                    attrs: quantities (JSON list of names, in order)
-    /observations/<q>/cycle          (T_q,)      int: the cycle of each row (time = /times[cycle + 1])
+    /observations/<q>/analysis_cycle (T_q,)      int: the cycle of each row (time = /times[cycle + 1])
     /observations/<q>/time           (T_q,)      the observation times
     /observations/<q>/values         (T_q, m_q)  observed values (NaN until the cycle is done)
     /observations/<q>/predicted_mean (T_q, m_q)  forecast ensemble mean of H_q(x)
@@ -28,7 +28,15 @@ import json
 
 import numpy as np
 
+from .. import store_layout as layout
 from ..errors import ObservationError
+from ..store_layout import Var
+
+#: observations assimilated at each cycle
+N_OBS = layout.diagnostic("n_obs")
+#: per quantity: the cycle of each of its observation times (not ``cycle``: xarray would take
+#: it for the store's cycle coordinate)
+CYCLE = "analysis_cycle"
 
 __all__ = ["specs", "fill", "write", "read_counts", "single", "plan_of", "check", "regrow"]
 
@@ -38,44 +46,40 @@ _PER_TIME = (("values", "f8", np.nan, ("time", "obs")), ("predicted_mean", "f8",
              ("rejected", "i1", 0, ("time", "obs")), ("n_rejected", "i8", -1, ("time",)))
 
 
-def specs(plan) -> list[tuple]:
-    """``(name, shape, dtype, cycles, fill)`` of every observation dataset of ``plan`` (an
-    :class:`~fdassim.observations.core.ObsPlan`), for the store to allocate."""
+def specs(plan) -> list[Var]:
+    """Every observation dataset of ``plan`` (an :class:`~fdassim.observations.core.ObsPlan`),
+    for the store to allocate."""
     out = []
     for name, c, m, p in zip(plan.names, plan.cycles, plan.sizes, plan.positions):
-        T, g = len(c), f"observations/{name}"
-        out += [(f"{g}/cycle", (T,), "i8", False, 0), (f"{g}/time", (T,), "f8", False, None),
-                (f"{g}/error_variance", (m,), "f8", False, None)]
-        out += [(f"{g}/{key}", (T, m) if len(dims) == 2 else (T,), dtype, False, fill)
+        T, obs, at = len(c), layout.observation, f"time_{name}"
+        out += [Var(obs(name, CYCLE), (at,), (T,), "i8", 0), Var(obs(name, "time"), (at,), (T,), "f8", None),
+                Var(obs(name, "error_variance"), (f"obs_{name}",), (m,), "f8", None)]
+        out += [Var(obs(name, key), _dims(name, dims), (T, m) if len(dims) == 2 else (T,), dtype, fill)
                 for key, dtype, fill, dims in _PER_TIME]
         if p is not None:
-            out.append((f"{g}/positions", p.shape, "f8", False, None))
-    out.append(("diagnostics/n_obs", (plan.n_cycles,), "i8", True, -1))
+            out.append(Var(obs(name, "positions"), (f"obs_{name}", layout.SPACE), p.shape, "f8", None))
+    out.append(Var(N_OBS, (layout.CYCLE,), (plan.n_cycles,), "i8", -1, cycles=True))
     return out
 
 
-def _dims(d, name: str, dims) -> None:
-    d.attrs["dimensions"] = json.dumps([f"{x}_{name}" if x in ("time", "obs") else x for x in dims])
+def _dims(name: str, dims) -> tuple[str, ...]:
+    return tuple(f"{x}_{name}" for x in dims)
 
 
 def fill(h5, plan, analysis_times, writer: bool) -> None:
     """Write what is known when the store is made (the datasets of :func:`specs` exist):
     times, errors, positions, and the attributes (collective; ``writer``: this rank writes data)."""
-    h5.require_group("observations").attrs["quantities"] = json.dumps(plan.names)
+    h5.require_group(layout.OBSERVATIONS).attrs["quantities"] = json.dumps(plan.names)
     for name, c, p, R in zip(plan.names, plan.cycles, plan.positions, plan.errors):
-        g = h5[f"observations/{name}"]
-        static = {"cycle": (np.asarray(c, dtype="i8"), ("time",)),
-                  "time": (np.asarray(analysis_times, dtype=float)[np.asarray(c, dtype=int)], ("time",)),
-                  "error_variance": (R.variances(), ("obs",))}
+        g = h5[layout.observation(name)]
+        static = {CYCLE: np.asarray(c, dtype="i8"),
+                  "time": np.asarray(analysis_times, dtype=float)[np.asarray(c, dtype=int)],
+                  "error_variance": R.variances()}
         if p is not None:
-            static["positions"] = (p, ("obs", "space"))
-        for key, (data, dims) in static.items():
+            static["positions"] = p
+        for key, data in static.items():
             if writer and data.size:
                 g[key][...] = data
-            _dims(g[key], name, dims)
-        for key, _, _, dims in _PER_TIME:
-            _dims(g[key], name, dims)
-    h5["diagnostics/n_obs"].attrs["dimensions"] = json.dumps(["cycle"])
 
 
 def regrow(src, dst, analysis_times, plan=None) -> None:
@@ -92,15 +96,15 @@ def regrow(src, dst, analysis_times, plan=None) -> None:
     """
     from ..errors import ConfigError
 
-    names = json.loads(src["observations"].attrs["quantities"])
+    names = json.loads(src[layout.OBSERVATIONS].attrs["quantities"])
     if plan is not None and names != plan.names:
         raise ConfigError(f"cannot extend the run: its store observes {names}, this run {plan.names}; "
                           "start again with --overwrite")
     K_old, K_new = int(src.attrs["n_cycles"]), int(dst.attrs["n_cycles"])
-    dst.require_group("observations").attrs.update(dict(src["observations"].attrs))
+    dst.require_group(layout.OBSERVATIONS).attrs.update(dict(src[layout.OBSERVATIONS].attrs))
     for i, name in enumerate(names):
-        g = src[f"observations/{name}"]
-        old, m = g["cycle"][...], g["values"].shape[1]
+        g = src[layout.observation(name)]
+        old, m = g[CYCLE][...], g["values"].shape[1]
         if plan is None:
             if not np.array_equal(old, np.arange(K_old)):
                 raise ConfigError(f"cannot extend the run: observations.{name} has a schedule; give its "
@@ -115,8 +119,10 @@ def regrow(src, dst, analysis_times, plan=None) -> None:
         T = old.size
         for key, d in g.items():
             per_time = json.loads(d.attrs["dimensions"])[0] == f"time_{name}"
-            target = f"observations/{name}/{key}"
-            if key == "cycle":
+            if layout.derived(g.name, d):
+                continue  # a coordinate made again by layout.label
+            target = layout.observation(name, key)
+            if key == CYCLE:
                 out = dst.create_dataset(target, data=new.astype("i8"), track_times=False)
             elif key == "time":
                 out = dst.create_dataset(target, data=np.asarray(analysis_times, dtype=float)[new], track_times=False)
@@ -125,9 +131,8 @@ def regrow(src, dst, analysis_times, plan=None) -> None:
                                          track_times=False)
                 out[:T] = d[...]
             else:
-                src.copy(d, dst, name=target)
-                continue
-            out.attrs.update(dict(d.attrs))
+                out = dst.create_dataset(target, data=d[...], track_times=False)
+            out.attrs.update(layout.plain_attrs(d))
 
 
 def write(dataset, k: int, record) -> None:
@@ -138,22 +143,22 @@ def write(dataset, k: int, record) -> None:
     ``(m,)`` observed values alone (all assimilated, no predicted mean).
     """
     if isinstance(record, np.ndarray):
-        names = json.loads(dataset("observations").attrs["quantities"])
+        names = json.loads(dataset(layout.OBSERVATIONS).attrs["quantities"])
         if len(names) != 1:
             raise ObservationError(f"observed values alone fit a store of one quantity; this one has {names}")
         record = (record.size, [(names[0], k, record, np.full(record.size, np.nan), np.zeros(record.size, bool))])
     n_obs, parts = record
     for name, j, values, predicted_mean, rejected in parts:
-        dataset(f"observations/{name}/values")[j, :] = values
-        dataset(f"observations/{name}/predicted_mean")[j, :] = predicted_mean
-        dataset(f"observations/{name}/rejected")[j, :] = rejected.astype("i1")
-        dataset(f"observations/{name}/n_rejected")[j] = int(rejected.sum())
-    dataset("diagnostics/n_obs")[k] = n_obs
+        dataset(layout.observation(name, "values"))[j, :] = values
+        dataset(layout.observation(name, "predicted_mean"))[j, :] = predicted_mean
+        dataset(layout.observation(name, "rejected"))[j, :] = rejected.astype("i1")
+        dataset(layout.observation(name, "n_rejected"))[j] = int(rejected.sum())
+    dataset(N_OBS)[k] = n_obs
 
 
 def read_counts(h5, k: int) -> dict[str, np.ndarray]:
     """The number of observations assimilated in each of the first ``k`` cycles."""
-    return {"n_obs": h5["diagnostics/n_obs"][:k]} if "diagnostics/n_obs" in h5 else {}
+    return {"n_obs": h5[N_OBS][:k]} if N_OBS in h5 else {}
 
 
 def single(m: int, K: int):
@@ -183,8 +188,8 @@ def plan_of(observations, ensemble, times):
 def check(h5, plan, path: str) -> None:
     """Raise :class:`~fdassim.errors.ObservationError` unless the store at ``path`` holds
     ``plan``'s quantities with their sizes."""
-    names = json.loads(h5["observations"].attrs["quantities"])
-    stored = [(n, h5[f"observations/{n}/values"].shape) for n in names]
+    names = json.loads(h5[layout.OBSERVATIONS].attrs["quantities"])
+    stored = [(n, h5[layout.observation(n, "values")].shape) for n in names]
     wanted = [(n, (len(c), m)) for n, c, m in zip(plan.names, plan.cycles, plan.sizes)]
     if stored != wanted:
         raise ObservationError(f"{path!r} was made for observations {_describe(stored)}, this run observes "

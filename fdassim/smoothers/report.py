@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..io import SMOOTHER_DIAGNOSTICS, WINDOW_COSTS
+from .. import store_layout as layout
 
 __all__ = ["read", "lines", "plot", "RESTART"]
 
@@ -25,8 +25,8 @@ def read(h5, k: int) -> dict | None:
     (``None`` for the store of a filter run)."""
     if "smoother" not in h5.attrs:
         return None
-    out = {name: h5[f"diagnostics/{name}"][:k] for name in SMOOTHER_DIAGNOSTICS}
-    out.update({name: h5[f"windows/{name}"][:] for name in WINDOW_COSTS})
+    out = {name: h5[layout.diagnostic(name)][:k] for name in layout.SMOOTHER_DIAGNOSTICS}
+    out.update({name: h5[layout.window(name)][:] for name in layout.WINDOW_COSTS})
     out.update(method=str(h5.attrs["smoother"]), lag=int(h5.attrs["lag"]), shift=int(h5.attrs["shift"]))
     return out
 
@@ -50,7 +50,7 @@ def lines(s: dict, burn_in: int) -> list[str]:
     run = np.flatnonzero(np.isfinite(s["simulations"]))
     later = run[1:] if run.size > 1 else run
     if later.size:
-        mean = {name: float(np.mean(s[name][later])) for name in WINDOW_COSTS}
+        mean = {name: float(np.mean(s[name][later])) for name in layout.WINDOW_COSTS}
         out.append(f"{s['method']}: {run.size} of {s['simulations'].size} windows run; per window {mean['simulations']:.2f} ensemble simulations, {mean['propagations']:.1f} forecast "
                    f"intervals, {mean['iterations']:.2f} Gauss-Newton iterations")
     return out

@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 import pytest
 import yaml
+from fdassim import store_layout as sl
 
 pytest.importorskip("firedrake", reason="the Firedrake stack is not installed (make install)")
 
@@ -50,7 +51,7 @@ def _read(path):
 def _assert_same_run(a_path, b_path):
     a, b = _read(a_path), _read(b_path)
     keys = [k for k in a if not k.startswith(("timing", "config", "versions"))]
-    assert "ensemble/analysis/thickness" in keys and set(keys) <= set(b)
+    assert sl.ensemble("analysis", "thickness") in keys and set(keys) <= set(b)
     for k in keys:
         if a[k].dtype.kind == "f":
             assert np.array_equal(a[k], b[k], equal_nan=True), k
@@ -83,12 +84,12 @@ def test_twin_experiment_reduces_the_errors(octave, tmp_path):
     cfg, store = _config(tmp_path, "twin", TWIN)
     assert main(["assimilate", str(cfg)]) == 0
     s = _read(store)
-    err = lambda f, kind, k: np.sqrt(np.mean((s[f"mean/{kind}/{f}"][k] - s[f"truth/{f}"][k]) ** 2))  # noqa: E731
+    err = lambda f, kind, k: np.sqrt(np.mean((s[sl.mean(kind, f)][k] - s[sl.truth(f)][k]) ** 2))  # noqa: E731
     first, last = err("thickness", "forecast", 0), err("thickness", "analysis", -1)
     assert first > 5.0
     assert last < 5.0 and last < first / 2
     assert err("friction", "analysis", -1) < 0.9 * err("friction", "forecast", 0)
-    spread = np.sqrt(np.mean(s["ensemble/analysis/thickness"][-1].var(axis=1, ddof=1)))
+    spread = np.sqrt(np.mean(s[sl.ensemble("analysis", "thickness")][-1].var(axis=1, ddof=1)))
     assert 0.3 < spread / last < 3
     assert s["completed"] == 3
 

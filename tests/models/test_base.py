@@ -15,6 +15,7 @@ pytest.importorskip("firedrake", reason="the Firedrake stack is not installed (m
 from mpi4py import MPI  # noqa: E402
 
 from ab2 import AB2Lorenz96  # noqa: E402
+from fdassim import store_layout as sl  # noqa: E402
 
 HERE = os.path.dirname(__file__)
 
@@ -158,8 +159,8 @@ def test_protocol_carried_field_restored_bitwise_after_a_kill(tmp_path):
     killed = _script(tmp_path / "run.h5", kill_at="forecast:3")
     assert killed.returncode != 0, "the fault did not fire"
     with h5py.File(tmp_path / "run.h5", "r") as h5:
-        assert int(h5["completed"][()]) == 3
-        assert np.all(np.isfinite(h5["restart/carried0"][...])) and h5["restart/carried0"].shape == (7, 12)
+        assert int(h5[sl.COMPLETED][()]) == 3
+        assert np.all(np.isfinite(h5[sl.carried(0)][...])) and h5[sl.carried(0)].shape == (7, 12)
     shutil.copy(tmp_path / "run.h5", tmp_path / "lost.h5")
     with h5py.File(tmp_path / "lost.h5", "r+") as h5:
         for slot in (0, 1):
@@ -170,4 +171,4 @@ def test_protocol_carried_field_restored_bitwise_after_a_kill(tmp_path):
     a, b, c = (read_store(tmp_path / f"{name}.h5") for name in ("ref", "run", "lost"))
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
-    assert not np.array_equal(a["ensemble/analysis/x"][-1], c["ensemble/analysis/x"][-1])
+    assert not np.array_equal(a[sl.ensemble("analysis", "x")][-1], c[sl.ensemble("analysis", "x")][-1])

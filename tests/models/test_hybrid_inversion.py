@@ -10,6 +10,7 @@ pytest.importorskip("icepack.models", reason="Icepack is not installed (make ins
 from mpi4py import MPI  # noqa: E402
 
 from fdassim.errors import ConfigError  # noqa: E402
+from fdassim import store_layout as sl  # noqa: E402
 
 
 def _glacier():
@@ -68,7 +69,7 @@ def test_hybrid_inversion_in_the_cycle_lowers_the_friction_error_and_velocity_mi
     assert len(results) == 2 and all(r.misfit_after < 0.5 * r.misfit_before for r in results)
     assert [f.name for f in model.fields if f.carried] == ["velocity", "friction"]
     with h5py.File(path, "r") as h5:  # one of the two restart slots holds the last cycle's
-        carried = [h5[k][...] for k in ("restart/carried0", "restart/carried1")]
+        carried = [h5[k][...] for k in (sl.carried(0), sl.carried(1))]
     final = members[0].fields["friction"].dat.data_ro  # the carried values: velocity, then friction
     assert any(np.array_equal(c[0, -final.size:], final) for c in carried)
 

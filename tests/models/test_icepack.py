@@ -11,6 +11,7 @@ firedrake = pytest.importorskip("firedrake", reason="the Firedrake stack is not 
 pytest.importorskip("icepack.models", reason="Icepack is not installed (make install)")
 import icepack  # noqa: E402
 from mpi4py import MPI  # noqa: E402
+from fdassim import store_layout as sl  # noqa: E402
 
 L, H0, DH, U0 = 20e3, 500.0, 100.0, 100.0
 
@@ -145,11 +146,11 @@ def test_icepack_twin_on_two_ranks_equals_serial(tmp_path_factory):
     _twin(f"{base}/mesh.h5", comm, ranks_per_member=2)
     _twin(f"{base}/serial-{comm.rank}.h5", MPI.COMM_SELF)
     serial, members, mesh = (read_store(f"{base}/{n}.h5") for n in (f"serial-{comm.rank}", "members", "mesh"))
-    for key in ("ensemble/analysis/thickness", "ensemble/analysis/accumulation", "truth/thickness", "observations/y/values"):
+    for key in (sl.ensemble("analysis", "thickness"), sl.ensemble("analysis", "accumulation"), sl.truth("thickness"), sl.observation("y", "values")):
         np.testing.assert_array_equal(members[key], serial[key], err_msg=key)
     for field in ("thickness", "accumulation"):
-        ca, cb = mesh[f"coordinates/{field}"], serial[f"coordinates/{field}"]
+        ca, cb = mesh[sl.positions(field)], serial[sl.positions(field)]
         for k in range(2):
-            xa = sort_by_coordinates(mesh[f"ensemble/analysis/{field}"][k], ca)
-            xb = sort_by_coordinates(serial[f"ensemble/analysis/{field}"][k], cb)
+            xa = sort_by_coordinates(mesh[sl.ensemble("analysis", field)][k], ca)
+            xb = sort_by_coordinates(serial[sl.ensemble("analysis", field)][k], cb)
             np.testing.assert_allclose(xa, xb, rtol=1e-12, atol=1e-12 * np.abs(xb).max())

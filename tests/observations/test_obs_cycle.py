@@ -8,6 +8,7 @@ firedrake = pytest.importorskip("firedrake", reason="the Firedrake stack is not 
 from mpi4py import MPI  # noqa: E402
 
 from helpers import read_store, run_twin, sort_by_coordinates, split_paths  # noqa: E402
+from fdassim import store_layout as sl  # noqa: E402
 
 K, DT = 8, 0.05  # analysis times 0.05, 0.10, ..., 0.40
 
@@ -37,27 +38,27 @@ def test_cycle_assimilates_what_is_observed_and_nothing_else(tmp_path):
     result = _l96_run(path, MPI.COMM_SELF)
     d = read_store(path, names=("observations", "ensemble", "truth", "diagnostics"))
     # odd values at 0.1, 0.2, 0.3, 0.4 (cycles 1, 3, 5, 7); every 4th at 0.15 and 0.3 (2, 5)
-    assert d["observations/odd/cycle"].tolist() == [1, 3, 5, 7]
-    assert d["observations/sparse/cycle"].tolist() == [2, 5]
-    np.testing.assert_allclose(d["observations/sparse/time"], [0.15, 0.3])
-    assert d["observations/odd/values"].shape == (4, 20) and d["observations/sparse/values"].shape == (2, 10)
+    assert d[sl.observation("odd", "analysis_cycle")].tolist() == [1, 3, 5, 7]
+    assert d[sl.observation("sparse", "analysis_cycle")].tolist() == [2, 5]
+    np.testing.assert_allclose(d[sl.observation("sparse", "time")], [0.15, 0.3])
+    assert d[sl.observation("odd", "values")].shape == (4, 20) and d[sl.observation("sparse", "values")].shape == (2, 10)
     expect_n = [0, 20, 10, 20, 0, 30, 0, 20]
-    assert d["diagnostics/n_obs"].tolist() == expect_n and result.n_obs.tolist() == expect_n
-    np.testing.assert_array_equal(d["observations/odd/positions"][:, 0], np.arange(1, 40, 2))
-    np.testing.assert_array_equal(d["observations/sparse/error_variance"], np.full(10, 0.25))
-    Xf, Xa = d["ensemble/forecast/x"], d["ensemble/analysis/x"]
+    assert d[sl.diagnostic("n_obs")].tolist() == expect_n and result.n_obs.tolist() == expect_n
+    np.testing.assert_array_equal(d[sl.observation("odd", "positions")][:, 0], np.arange(1, 40, 2))
+    np.testing.assert_array_equal(d[sl.observation("sparse", "error_variance")], np.full(10, 0.25))
+    Xf, Xa = d[sl.ensemble("forecast", "x")], d[sl.ensemble("analysis", "x")]
     for k in (0, 4, 6):  # nothing observed: no analysis, the forecast goes on
         np.testing.assert_array_equal(Xa[k], Xf[k])
     # cycle 5 observes both quantities: the ETKF on the stacked y, H and block-diagonal R
     idx = np.r_[1:40:2, 0:40:4]
-    y = np.concatenate([d["observations/odd/values"][2], d["observations/sparse/values"][1]])
+    y = np.concatenate([d[sl.observation("odd", "values")][2], d[sl.observation("sparse", "values")][1]])
     R = ObsError.diagonal(np.r_[np.ones(20), np.full(10, 0.25)])
     expect = ETKF().analyse(Xf[5], Xf[5][idx], y, R)
     np.testing.assert_allclose(Xa[5], expect, rtol=0, atol=1e-12 * np.abs(expect).max())
     # the twin's observations are the truth plus noise of the quantity's size
-    err = (y - d["truth/x"][5][idx]) / np.sqrt(R.var)
+    err = (y - d[sl.truth("x")][5][idx]) / np.sqrt(R.var)
     assert np.all(err != 0) and np.all(np.abs(err) < 5)
-    np.testing.assert_allclose(d["observations/odd/predicted_mean"][2], Xf[5][1::2].mean(axis=1), rtol=1e-14)
+    np.testing.assert_allclose(d[sl.observation("odd", "predicted_mean")][2], Xf[5][1::2].mean(axis=1), rtol=1e-14)
 
 
 @pytest.mark.parallel(nprocs=2)
@@ -68,7 +69,7 @@ def test_cycle_several_quantities_members_split_is_bitwise_serial(tmp_path_facto
     a, b = read_store(world), read_store(serial)
     assert sorted(a) == sorted(b)
     for key in a:
-        if key.startswith("diagnostics/") and key != "diagnostics/n_obs":
+        if key.startswith("diagnostics/") and key != sl.diagnostic("n_obs"):
             # RMSE and spread are sums over rows reduced over ranks: their order changes
             # with the split, so only their last bit may differ
             np.testing.assert_allclose(a[key], b[key], rtol=1e-14, atol=0, err_msg=key)
@@ -102,21 +103,21 @@ def test_cycle_several_quantities_mesh_split_agrees_with_serial(tmp_path_factory
                  parameters=bounds)
     a, b = read_store(world), read_store(serial)
     for d in (a, b):  # at t = 0.4 the source is observed: rows near a point lie within 3 sigma of it
-        pts, y = d["observations/source/positions"], d["observations/source/values"][0]
-        xy, Xa = d["coordinates/source"], d["ensemble/analysis/source"][1]
+        pts, y = d[sl.observation("source", "positions")], d[sl.observation("source", "values")][0]
+        xy, Xa = d[sl.positions("source")], d[sl.ensemble("analysis", "source")][1]
         dist = np.linalg.norm(xy[:, None, :] - pts[None, :, :], axis=2)  # (nodes, 3)
         radius = 0.5 * np.median(np.sort(np.linalg.norm(pts[:, None] - pts[None], axis=2), axis=1)[:, 1])
         near = dist.min(axis=1) <= radius
         j = dist.argmin(axis=1)[near]
         assert near.sum() >= 3
         assert np.all(np.abs(Xa[near] - y[j][:, None]) <= 3.0 * 0.2 + 1e-12)
-    for key in ("observations/temperature/values", "observations/temperature/positions",
-                "observations/source/values", "diagnostics/n_obs"):
+    for key in (sl.observation("temperature", "values"), sl.observation("temperature", "positions"),
+                sl.observation("source", "values"), sl.diagnostic("n_obs")):
         np.testing.assert_allclose(a[key], b[key], rtol=1e-12, atol=1e-12, err_msg=key)
-    assert b["diagnostics/n_obs"].tolist() == [15, 18, 15]  # the source's 3 points once, at t = 0.4
-    ca, cb = a["coordinates/source"], b["coordinates/source"]
-    xa = sort_by_coordinates(a["ensemble/analysis/source"][-1], ca)
-    xb = sort_by_coordinates(b["ensemble/analysis/source"][-1], cb)
+    assert b[sl.diagnostic("n_obs")].tolist() == [15, 18, 15]  # the source's 3 points once, at t = 0.4
+    ca, cb = a[sl.positions("source")], b[sl.positions("source")]
+    xa = sort_by_coordinates(a[sl.ensemble("analysis", "source")][-1], ca)
+    xb = sort_by_coordinates(b[sl.ensemble("analysis", "source")][-1], cb)
     np.testing.assert_allclose(xa, xb, rtol=1e-12, atol=1e-12 * np.abs(xb).max())
 
 
@@ -132,20 +133,20 @@ def test_cycle_quality_control_rejects_counts_and_stores(tmp_path):
     idx = tuple(range(0, 40, 4))
     twin = Observations([Quantity("x", Subset(idx), ObsError.from_std(1.0))])
     run_twin(Lorenz96(), ETKF(), path, comm=MPI.COMM_SELF, N=10, cycles=3, interval=DT, observations=twin)
-    y = read_store(path)["observations/x/values"].copy()
+    y = read_store(path)[sl.observation("x", "values")].copy()
     y[1, 3] += 50.0
     checked = Observations([Quantity("x", Subset(idx), ObsError.from_std(1.0), values=y, outlier_threshold=3.0)])
     path = str(tmp_path / "qc.h5")
     result = run_twin(Lorenz96(), ETKF(), path, comm=MPI.COMM_SELF, N=10, cycles=3, interval=DT,
                       observations=checked)
     d = read_store(path)
-    assert d["observations/x/n_rejected"].tolist() == [0, 1, 0]
-    assert d["observations/x/rejected"][1].tolist() == [0, 0, 0, 1, 0, 0, 0, 0, 0, 0]
+    assert d[sl.observation("x", "n_rejected")].tolist() == [0, 1, 0]
+    assert d[sl.observation("x", "rejected")][1].tolist() == [0, 0, 0, 1, 0, 0, 0, 0, 0, 0]
     assert result.n_obs.tolist() == [10, 9, 10]
     keep = np.arange(10) != 3
-    Xf = d["ensemble/forecast/x"][1]
+    Xf = d[sl.ensemble("forecast", "x")][1]
     expect = ETKF().analyse(Xf, Xf[list(idx)][keep], y[1][keep], ObsError.from_std(np.ones(9)))
-    np.testing.assert_allclose(d["ensemble/analysis/x"][1], expect, rtol=0, atol=1e-12 * np.abs(expect).max())
+    np.testing.assert_allclose(d[sl.ensemble("analysis", "x")][1], expect, rtol=0, atol=1e-12 * np.abs(expect).max())
     from fdassim.report import report
 
     text = report(path, figures=False)  # `fdassim report` shows the counts
@@ -182,16 +183,16 @@ def test_store_grown_to_more_cycles_gets_each_quantity_s_new_times(tmp_path):
         grow(short, times, observations=moved.plan(ens, times))
     assert grow(short, times, observations=obs.plan(ens, times)) == 4
     with h5py.File(short, "r") as h5:
-        assert h5["observations/odd/cycle"][...].tolist() == [1, 3, 5, 7]
-        assert h5["observations/sparse/cycle"][...].tolist() == [2, 5]
-        np.testing.assert_allclose(h5["observations/sparse/time"][...], [0.15, 0.3])
-        assert np.all(np.isnan(h5["observations/odd/values"][2:])) and h5["observations/odd/n_rejected"][3] == -1
-        assert h5["diagnostics/n_obs"][...].tolist()[4:] == [-1] * 4
+        assert h5[sl.observation("odd", "analysis_cycle")][...].tolist() == [1, 3, 5, 7]
+        assert h5[sl.observation("sparse", "analysis_cycle")][...].tolist() == [2, 5]
+        np.testing.assert_allclose(h5[sl.observation("sparse", "time")][...], [0.15, 0.3])
+        assert np.all(np.isnan(h5[sl.observation("odd", "values")][2:])) and h5[sl.observation("odd", "n_rejected")][3] == -1
+        assert h5[sl.diagnostic("n_obs")][...].tolist()[4:] == [-1] * 4
     from fdassim.cycle import assimilate
     from fdassim.io import Store
 
     with Store.open(short, ens) as store:
         assimilate(ens, ETKF(), obs, times, seed=5, store=store, restart=True, progress=False)
     a, b = (read_store(p, names=("observations", "ensemble", "diagnostics")) for p in (short, full))
-    for key in ("observations/odd/values", "observations/sparse/values", "ensemble/analysis/x", "diagnostics/n_obs"):
+    for key in (sl.observation("odd", "values"), sl.observation("sparse", "values"), sl.ensemble("analysis", "x"), sl.diagnostic("n_obs")):
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)

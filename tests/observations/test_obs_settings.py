@@ -12,6 +12,7 @@ pytest.importorskip("firedrake", reason="the Firedrake stack is not installed (m
 from fdassim.config import parse  # noqa: E402
 from fdassim.errors import ConfigError  # noqa: E402
 from fdassim.observations.files import write_observation_file  # noqa: E402
+from fdassim import store_layout as sl  # noqa: E402
 
 L96 = {
     "model": {"name": "lorenz96"},
@@ -77,10 +78,10 @@ def test_observation_file_runs_with_its_schedule_and_errors(tmp_path):
     store = _run(L96, tmp_path, {"quantities": {"x": {}}}, value=y, time=[0.1, 0.2], index=[0, 5, 9],
                  std=[1.0, 2.0, 0.5])
     d = read_store(store)
-    np.testing.assert_array_equal(d["observations/x/values"], y)
-    assert d["observations/x/cycle"].tolist() == [1, 3] and d["diagnostics/n_obs"].tolist() == [0, 3, 0, 3]
-    np.testing.assert_array_equal(d["observations/x/error_variance"], [1.0, 4.0, 0.25])
-    np.testing.assert_array_equal(d["ensemble/analysis/x"][0], d["ensemble/forecast/x"][0])
+    np.testing.assert_array_equal(d[sl.observation("x", "values")], y)
+    assert d[sl.observation("x", "analysis_cycle")].tolist() == [1, 3] and d[sl.diagnostic("n_obs")].tolist() == [0, 3, 0, 3]
+    np.testing.assert_array_equal(d[sl.observation("x", "error_variance")], [1.0, 4.0, 0.25])
+    np.testing.assert_array_equal(d[sl.ensemble("analysis", "x")][0], d[sl.ensemble("forecast", "x")][0])
 
 
 def test_smoother_runs_refuse_what_they_do_not_apply(tmp_path):

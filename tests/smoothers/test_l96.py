@@ -23,6 +23,7 @@ from fdassim.observations import Identity, Observations  # noqa: E402
 from fdassim.smoothers import EnKS, IEnKS, LinIEnKS, SIEnKS, smooth  # noqa: E402
 from helpers import read_store  # noqa: E402
 from kalman_smoother import LinearModel  # noqa: E402
+from fdassim import store_layout as sl  # noqa: E402
 
 N, SEED = 20, 4
 INFLATION = Multiplicative(1.02)
@@ -126,13 +127,13 @@ def test_smoother_store_holds_what_the_result_holds(tmp_path):
     smoother = SIEnKS(lag=3, shift=1)
     res = _smooth(smoother, cycles=10, store_path=path)
     d = read_store(path, names=("diagnostics", "mean", "ensemble/smoother", "windows"))
-    np.testing.assert_array_equal(d["diagnostics/rmse_smoother"], res.rmse_smoother)
-    np.testing.assert_array_equal(d["diagnostics/rmse_forecast"], res.rmse_forecast)
-    np.testing.assert_array_equal(d["windows/simulations"], res.simulations)
-    np.testing.assert_array_equal(d["windows/propagations"], res.propagations)
+    np.testing.assert_array_equal(d[sl.diagnostic("rmse_smoother")], res.rmse_smoother)
+    np.testing.assert_array_equal(d[sl.diagnostic("rmse_forecast")], res.rmse_forecast)
+    np.testing.assert_array_equal(d[sl.window("simulations")], res.simulations)
+    np.testing.assert_array_equal(d[sl.window("propagations")], res.propagations)
     have = np.isfinite(res.rmse_smoother)
     assert have.sum() == 7  # windows 0..7 leave times 0..7; time 0 has no observation slot
-    np.testing.assert_allclose(d["mean/smoother/x"][have], d["ensemble/smoother/x"][have].mean(axis=2), atol=1e-14)
+    np.testing.assert_allclose(d[sl.mean("smoother", "x")][have], d[sl.ensemble("smoother", "x")][have].mean(axis=2), atol=1e-14)
 
 
 class _HiddenState(LinearModel):

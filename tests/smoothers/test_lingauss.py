@@ -25,6 +25,7 @@ from fdassim.observations import Observations, Subset  # noqa: E402
 from fdassim.smoothers import EnKS, IEnKS, LinIEnKS, SIEnKS, smooth  # noqa: E402
 from helpers import read_store  # noqa: E402
 from kalman_smoother import LinearModel, LinearSystem, batch_posterior, kalman_filter, rts_smoother  # noqa: E402
+from fdassim import store_layout as sl  # noqa: E402
 
 n, N, K, SEED = 4, 9, 13, 7
 
@@ -82,7 +83,7 @@ def test_smoother_linear_gaussian_equals_the_exact_kalman_smoother(smoother, tmp
     system, prior, store, result = _run(smoother, str(tmp_path / "run.h5"))
     m0, P0 = _moments(prior)
     window = smoother.schedule
-    ys = store["observations/y/values"][:window.start(window.count(K) - 1) + smoother.lag]  # those assimilated
+    ys = store[sl.observation("y", "values")][:window.start(window.count(K) - 1) + smoother.lag]  # those assimilated
     kf = kalman_filter(system, m0, P0, ys)
     checked = 0
     for c in range(window.count(K)):
@@ -91,7 +92,7 @@ def test_smoother_linear_gaussian_equals_the_exact_kalman_smoother(smoother, tmp
         for i in window.leaving(c):
             if i == 0:
                 continue
-            mean, cov = _moments(store["ensemble/smoother/x"][i - 1])
+            mean, cov = _moments(store[sl.ensemble("smoother", "x")][i - 1])
             np.testing.assert_allclose(mean, ms[i], atol=1e-8, err_msg=f"smoother mean at {i}")
             np.testing.assert_allclose(cov, Ps[i], atol=1e-8, err_msg=f"smoother covariance at {i}")
             checked += 1
@@ -105,7 +106,7 @@ def test_smoother_linear_gaussian_equals_the_exact_kalman_smoother(smoother, tmp
             else:
                 refs = {"forecast": (kf["mf"][j - 1], kf["Pf"][j - 1]), "analysis": (kf["ma"][j - 1], kf["Pa"][j - 1])}
             for kind, (m, P) in refs.items():
-                mean, cov = _moments(store[f"ensemble/{kind}/x"][j - 1])
+                mean, cov = _moments(store[sl.ensemble(kind, "x")][j - 1])
                 np.testing.assert_allclose(mean, m, atol=1e-8, err_msg=f"{kind} mean at {j}")
                 np.testing.assert_allclose(cov, P, atol=1e-8, err_msg=f"{kind} covariance at {j}")
     assert checked >= K - smoother.lag - 1

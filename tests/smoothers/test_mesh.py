@@ -8,6 +8,7 @@ firedrake = pytest.importorskip("firedrake", reason="the Firedrake stack is not 
 from mpi4py import MPI  # noqa: E402
 
 from helpers import HEAT_POINTS, read_store  # noqa: E402
+from fdassim import store_layout as sl  # noqa: E402
 
 
 def _run(path, comm):
@@ -46,8 +47,8 @@ def test_smoother_heat_members_split_is_bitwise_serial(tmp_path_factory):
     _run(f"{base}/serial-{comm.rank}.h5", MPI.COMM_SELF)
     names = ("ensemble", "truth", "observations")
     a, b = read_store(f"{base}/world.h5", names), read_store(f"{base}/serial-{comm.rank}.h5", names)
-    for key in ("ensemble/smoother/temperature", "ensemble/smoother/source", "ensemble/analysis/source",
-                "ensemble/forecast/temperature", "truth/source", "observations/y/values"):
+    for key in (sl.ensemble("smoother", "temperature"), sl.ensemble("smoother", "source"), sl.ensemble("analysis", "source"),
+                sl.ensemble("forecast", "temperature"), sl.truth("source"), sl.observation("y", "values")):
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 

@@ -20,6 +20,7 @@ from fdassim.models.lorenz96 import Lorenz96  # noqa: E402
 from fdassim.observations import Observations, Subset  # noqa: E402
 from fdassim.smoothers import EnKS, IEnKS, SIEnKS, smooth  # noqa: E402
 from helpers import read_store  # noqa: E402
+from fdassim import store_layout as sl  # noqa: E402
 
 
 def _run(smoother, path, comm):
@@ -49,4 +50,4 @@ def test_smoother_members_split_is_bitwise_serial(tmp_path_factory, smoother):
     assert sorted(a) == sorted(b)
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
-    assert np.isfinite(a["ensemble/smoother/x"][1]).all()
+    assert np.isfinite(a[sl.ensemble("smoother", "x")][1]).all()

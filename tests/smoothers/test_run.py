@@ -8,6 +8,7 @@ import yaml
 
 from fdassim.config import parse
 from fdassim.errors import ConfigError
+from fdassim import store_layout as sl
 
 SETTINGS = {
     "model": {"name": "lorenz96"},
@@ -80,9 +81,9 @@ def test_cli_runs_a_smoother_from_params_yaml(tmp_path, capsys):
     assert "3.00 ensemble simulations (7.0 forecast intervals)" in text  # MDA: 2 L + S
     with h5py.File(out, "r") as h5:
         assert h5.attrs["lag"] == 3 and h5.attrs["shift"] == 1
-        assert h5["mean/smoother/x"].shape == (20, 40) and h5["windows/simulations"].shape == (18,)
-        assert np.isfinite(h5["diagnostics/rmse_smoother"][1:17]).all()
-        assert int(h5["completed"][()]) == 20
+        assert h5[sl.mean("smoother", "x")].shape == (20, 40) and h5[sl.window("simulations")].shape == (18,)
+        assert np.isfinite(h5[sl.diagnostic("rmse_smoother")][1:17]).all()
+        assert int(h5[sl.COMPLETED][()]) == 20
     # a smoother run cannot be continued (yet): refused before anything is touched
     assert main(["run", str(params), "--restart"]) == 2
     assert "--restart: a smoother run cannot be continued from its store yet" in capsys.readouterr().err
@@ -115,9 +116,9 @@ def test_cli_smoother_on_a_firedrake_model_and_its_report(tmp_path, capsys):
     assert main(["run", str(params)]) == 0
     assert "ienks (lag 2, shift 1) on heat, N = 6" in capsys.readouterr().out
     with h5py.File(out, "r") as h5:
-        rmse, spread = h5["diagnostics/rmse_smoother"][:], h5["diagnostics/spread_smoother"][:]
-        sims = h5["windows/simulations"][:]
-        assert h5["mean/smoother/source"].shape[0] == 5 and sims.shape == (4,)
+        rmse, spread = h5[sl.diagnostic("rmse_smoother")][:], h5[sl.diagnostic("spread_smoother")][:]
+        sims = h5[sl.window("simulations")][:]
+        assert h5[sl.mean("smoother", "source")].shape[0] == 5 and sims.shape == (4,)
     assert np.isfinite(rmse[:3]).all() and np.isnan(rmse[3:]).all()  # the last L - 1 never left a window
     assert np.all(sims >= 3)  # IEnKS SDA: at least two iterations (the second one's step is checked) + the shift
     assert main(["report", str(out), "--burn-in", "1"]) == 0
@@ -161,5 +162,5 @@ def test_killed_smoother_run_is_refused_a_restart_and_started_again(tmp_path, ca
     assert out.stat().st_mtime_ns == before
     assert main(["run", str(params), "--overwrite"]) == 0
     with h5py.File(out, "r") as h5:
-        assert int(h5["completed"][()]) == 20 and np.isfinite(h5["windows/simulations"][:]).all()
+        assert int(h5[sl.COMPLETED][()]) == 20 and np.isfinite(h5[sl.window("simulations")][:]).all()
     assert "status: completed" in report(str(out), figures=False)
