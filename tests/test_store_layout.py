@@ -87,6 +87,11 @@ def _check_xarray(path, result):
 def test_store_of_a_run_round_trips_through_xarray(tmp_path):
     path = str(tmp_path / "heat.h5")
     _check_xarray(path, _run(path, MPI.COMM_SELF))
+    netcdf4 = pytest.importorskip("netCDF4", reason="the NetCDF-C library's reader (optional)")
+    with netcdf4.Dataset(path) as nc:  # the NetCDF-C library reads the same dimensions
+        assert nc["ensemble/analysis"]["source"].dimensions == ("cycle", "source_index", "member")
+        assert nc["observations/temperature"]["values"].dimensions == ("time_temperature", "obs_temperature")
+        assert len(nc.dimensions["member"]) == N
 
 
 @pytest.mark.parallel(nprocs=2)
