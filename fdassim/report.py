@@ -40,6 +40,8 @@ def _read(path: str) -> dict:
         out["bytes"] = h5[layout.BYTES][:k]
         out["completed"], out["cycles"] = k, int(h5.attrs["n_cycles"])
         out["members"] = int(h5.attrs["n_members"])
+        out["every"] = int(h5.attrs["ensembles_every"])
+        out["kept"] = h5[layout.ENSEMBLE_CYCLE].size if layout.ENSEMBLE_CYCLE in h5 else None
         out["status"] = read_status(h5)
         out["divergence"] = int(h5[layout.DIVERGENCE][()])
         out["fields"] = {}
@@ -120,6 +122,10 @@ def report(path: str, burn_in: int | None = None, figures: bool = True) -> str:
     lines.append("time: init {:.2f} s, ".format(d["init"]) +
                  ", ".join(f"{c} {s:.2f} s" for c, s in zip(d["timing_columns"], np.nansum(t, axis=0))))
     lines.append(_written(d["bytes"]))
+    if d["every"] != 1:
+        lines.append("members: not stored (means and spreads only; output.store_ensembles: false)" if d["every"] == 0
+                     else f"members: stored at {d['kept']} of {d['cycles']} cycles (output.ensembles_every: "
+                          f"{d['every']}); means and spreads at every cycle")
     if figures:
         import matplotlib
 

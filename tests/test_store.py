@@ -156,6 +156,7 @@ def test_store_status_failed_with_the_reason_and_reopened(tmp_path):
         assert read_status(h5) == "completed" and int(h5[sl.COMPLETED][()]) == 4
 
 
+@pytest.mark.filterwarnings("ignore:Mean of empty slice")  # the test writes no forecast RMSE
 @pytest.mark.parametrize("every", [1, 3])
 def test_store_grow_keeps_cycles_and_adds_room(tmp_path, every):
     """Grown from 3 to 6 cycles: with members every cycle, 3 new rows; every third cycle,
@@ -197,6 +198,10 @@ def test_store_grow_keeps_cycles_and_adds_room(tmp_path, every):
     with xarray.open_dataset(path, engine="h5netcdf", group="ensemble/analysis") as ds:  # labelled again
         np.testing.assert_array_equal(ds[sl.CYCLE if every == 1 else sl.ENSEMBLE_CYCLE], kept)
         np.testing.assert_array_equal(ds["x"].isel({ds["x"].dims[0]: -1}), _cycle_rows(ens, 5)[:, :N])
+    if every == 3:
+        from fdassim.report import report
+
+        assert "members: stored at 4 of 6 cycles (output.ensembles_every: 3)" in report(path, figures=False)
     with pytest.raises(ConfigError, match=r"run.cycles: the store .* holds 6 cycles and a run cannot shrink"):
         grow(path, 0.05 * np.arange(5))
     with pytest.raises(ConfigError, match=r"its analysis times differ from this run's \(run.t0 or run.interval"):
@@ -318,4 +323,5 @@ def test_store_means_and_spreads_only(tmp_path):
         np.testing.assert_allclose(h5[sl.mean("forecast", "x")][1], 1000.0 + np.arange(12) + 0.02 - 0.5, rtol=1e-15)
         # rows: means and spreads 4 x 12, truth 12 values (480 bytes), less than with the members
         assert h5[sl.BYTES][0] >= 480 + 64 and h5[sl.BYTES][0] < 1248
-    assert "written: " in report(path, figures=False) and " MiB per cycle (mean; " in report(path, figures=False)
+    text = report(path, figures=False)
+    assert "written: " in text and " MiB per cycle (mean; " in text and "members: not stored" in text
