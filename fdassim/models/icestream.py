@@ -106,6 +106,7 @@ class IceStream:
     friction_carried: bool = False
     _icepack: Any = field(init=False, repr=False)
     _perturbations: tuple = field(init=False, repr=False)
+    _nodes: list = field(init=False, repr=False, default_factory=list)  # (mesh, element, positions), holding the mesh
 
     def __post_init__(self):
         check_options(self)  # types, as every registered class (a bool is not a number)
@@ -199,14 +200,23 @@ class IceStream:
         u.dat.data[:, 1] += dv.sample(xy, rng)
         a.dat.data[:] += da.sample(xy, rng)
 
-    @staticmethod
-    def nodes(f) -> np.ndarray:
-        """``(nodes, 2)`` positions of the nodes of the scalar Lagrange field ``f``."""
+    def nodes(self, f) -> np.ndarray:
+        """``(nodes, 2)`` positions of the nodes of the scalar Lagrange field ``f`` (read-only).
+
+        Computed once per mesh and element (an interpolation of the coordinates), then shared
+        by every member's draws on that mesh.
+        """
         import firedrake
 
-        mesh = f.function_space().mesh()
-        V = firedrake.VectorFunctionSpace(mesh, f.function_space().ufl_element())
-        return firedrake.Function(V).interpolate(firedrake.SpatialCoordinate(mesh)).dat.data_ro
+        mesh, element = f.function_space().mesh(), f.function_space().ufl_element()
+        for m, e, xy in self._nodes:
+            if m is mesh and e == element:
+                return xy
+        V = firedrake.VectorFunctionSpace(mesh, element)
+        xy = firedrake.Function(V).interpolate(firedrake.SpatialCoordinate(mesh)).dat.data_ro.copy()
+        xy.flags.writeable = False
+        self._nodes.append((mesh, element, xy))
+        return xy
 
 
 def _keep(fields, rng) -> None:
