@@ -162,13 +162,13 @@ class Layout:
                 value[...] = part
 
     def _coordinates(self, template: State, coords: Mapping[str, np.ndarray]) -> np.ndarray | None:
-        blocks = []
+        blocks, seen = [], []  # seen: (mesh, element, positions), so fields on one space interpolate once
         for f in self.fields:
             value, n = template[f.name], self.size(f.name)
             if f.name in coords:
                 c = np.asarray(coords[f.name], dtype=float).reshape(n, -1)
             elif _is_function(value):
-                c = _node_coordinates(value, n)
+                c = _node_coordinates(value, n, seen)
             else:
                 return None
             blocks.append(c)
@@ -178,9 +178,19 @@ class Layout:
         return np.concatenate(blocks, axis=0) if blocks else None
 
 
-def _node_coordinates(f, n: int) -> np.ndarray:
-    """Coordinates of the owned nodes of Function ``f``, repeated for each component."""
+def _node_coordinates(f, n: int, seen: list) -> np.ndarray:
+    """Coordinates of the owned nodes of Function ``f``, repeated for each component; those
+    of a mesh and scalar element already in ``seen`` are reused (and new ones added)."""
     from .observations.onmesh import node_coordinates
 
-    xy = node_coordinates(f.function_space())
+    V = f.function_space()
+    mesh, element = V.mesh(), V.ufl_element()
+    if len(V.value_shape) > 0:
+        element = element.sub_elements[0]
+    for m, e, xy in seen:
+        if m is mesh and e == element:
+            break
+    else:
+        xy = node_coordinates(V)
+        seen.append((mesh, element, xy))
     return np.repeat(xy, n // xy.shape[0], axis=0)
