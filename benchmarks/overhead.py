@@ -18,7 +18,8 @@ transposes, the analysis and the store. This script runs the twin of :mod:`scali
 
 All are ratios of times measured in the same run. It also times the ice-stream twin's
 initial draw of a member against its former way (:func:`initial_draws`, alternated in one
-process, same fields bitwise). ``--profile`` also runs the experiment serially under
+process, same fields bitwise), and a draw of a gstools field against one of Evensen's FFT
+field at 425 and 20000 positions (:func:`field_draws`). ``--profile`` also runs the experiment serially under
 cProfile and prints the functions where the non-forecast time goes.
 
 Usage::
@@ -154,6 +155,35 @@ def initial_draws(repeats: int = 8) -> str:
             f"(median ratio {np.median(ratios):.2f}x over {repeats} alternated pairs; same fields bitwise)")
 
 
+def field_draws(sizes=(425, 20_000), repeats: int = 3) -> str:
+    """One draw of a gstools field (:class:`~fdassim.perturbations.RandomField`, 1000 modes
+    summed at every position) against one of Evensen's FFT field
+    (:class:`~fdassim.perturbations.PseudoRandomField`) at ``n`` positions in the twin's
+    domain, same length and standard deviation, alternated in one process."""
+    import time
+
+    import gstools  # noqa: F401  (imported before either is timed)
+
+    from fdassim.perturbations import PseudoRandomField, RandomField
+
+    lower, upper = np.zeros(2), np.array([5e3, 1.2e3])
+    gs_field, fft_field = RandomField(std=0.8, length=96.0), PseudoRandomField(std=0.8, length=96.0)
+    out = []
+    for n in sizes:
+        xy = np.random.default_rng(0).uniform(lower, upper, size=(n, 2))
+        rng = np.random.default_rng(1)
+        times = {"gstools": [], "evensen": []}
+        for _ in range(repeats + 1):  # the first of each is not counted (set-up)
+            for name, draw in (("gstools", lambda: gs_field.sample(xy, rng)),
+                               ("evensen", lambda: fft_field.sample(xy, rng, lower, upper))):
+                tic = time.perf_counter()
+                draw()
+                times[name].append(time.perf_counter() - tic)
+        g, e = (min(times[k][1:]) for k in ("gstools", "evensen"))
+        out.append(f"{n} positions: gstools {g:.3f} s, evensen {e:.3f} s ({g / e:.1f}x)")
+    return "a random-field draw at " + "; ".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", choices=sorted(MODELS), default="stream")
@@ -180,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     print(provenance_lookup())
     if a.model == "stream":
         print(initial_draws())
+        print(field_draws())
     if a.profile:
         profile(a.model, a.members, a.cycles, a.out)
     return 0
