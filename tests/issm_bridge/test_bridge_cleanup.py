@@ -22,6 +22,7 @@ sys.path.insert(0, {root!r})
 from issm_bridge.pool import Pool, Task
 pool = Pool.start(2, engine="octave", directory={directory!r})
 print(" ".join(str(s.pid) for s in pool.servers), flush=True)
+sys.stdin.readline()                  # go on once the test has seen the servers running
 if {mode!r} == "exit":
     sys.exit(0)                       # no close(): atexit stops the servers
 if {mode!r} == "idle":
@@ -37,10 +38,14 @@ def spawn(tmp_path, octave):
 
     def run(mode):
         proc = subprocess.Popen([sys.executable, "-c", SCRIPT.format(root=str(ROOT), directory=str(tmp_path),
-                                                                     mode=mode)], stdout=subprocess.PIPE, text=True)
+                                                                     mode=mode)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         pids = [int(p) for p in proc.stdout.readline().split()]
         started.append((proc, pids))
+        # the script waits for a line before it goes on, so that a fast exit cannot stop the
+        # servers before they are seen running (this raced under load)
         assert len(pids) == 2 and all(procs.group_members(p) for p in pids)
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
         return proc, pids
 
     yield run
