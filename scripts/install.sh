@@ -200,6 +200,8 @@ if [ -z "${ICEPACK_SOURCE:-}" ]; then
     ICEPACK_SOURCE="$CACHED"
   else
     ICEPACK_SOURCE="$(meta icepack-url)"
+    echo "    no Icepack archive at $ARCHIVE (beside the checkout) nor in $CACHE: cloning it;"
+    echo "    without network access, set ICEPACK_SOURCE to an Icepack archive or directory"
   fi
 fi
 if "$VENV/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(0 if m.distribution("icepack").read_text("direct_url.json") and m.version("icepack") else 1)' 2>/dev/null \
