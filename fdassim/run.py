@@ -136,7 +136,7 @@ def run(settings: Settings, config_text: str = "", restart: bool = False, overwr
                                     product=settings.filter.product, inflation=plan.inflation, store=store,
                                     restart=store.completed() > 0, progress=settings.run.progress,
                                     initial_perturbations=plan.initial_perturbations, model_noise=plan.model_noise,
-                                    parameters=plan.parameters)
+                                    parameters=plan.parameters, after_analysis=plan.after_analysis)
             else:
                 result = smooth(ensemble, plan.smoother, plan.observations, plan.times, seed=settings.run.seed,
                                 inflation=plan.inflation, store=store, progress=settings.run.progress)

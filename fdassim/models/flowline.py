@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from ..options import check_options, option
 from .icepack import IcepackModel
 
 __all__ = ["Flowline", "FlowlineMember", "grounding_line"]
@@ -110,16 +111,17 @@ class Flowline:
 
     Raises
     ------
-    ConfigError
-        If a size, a rate or a standard deviation is out of range.
+    OptionError
+        Naming the option, if an option has the wrong type or a size, a rate or a standard
+        deviation is out of range (:func:`fdassim.options.check_options`).
     """
 
-    length: float = 60e3
-    cells: int = 60
-    dt: float = 1.0
-    temperature: float = 255.0
-    friction: float = 0.03
-    inflow_speed: float = 50.0
+    length: float = option(60e3, gt=0)
+    cells: int = option(60, gt=0)
+    dt: float = option(1.0, gt=0)
+    temperature: float = option(255.0, gt=0)
+    friction: float = option(0.03, gt=0)
+    inflow_speed: float = option(50.0, gt=0)
     surface: tuple[float, float] = (600.0, 50.0)
     accumulation: float = 0.5
     accumulation_truth: float = -0.5
@@ -127,22 +129,15 @@ class Flowline:
     bed_slope: float = -10.0
     sill_height: float = 250.0
     sill_position: float = 35e3
-    sill_width: float = 4e3
-    spinup: float = 100.0
-    spinup_dt: float = 2.0
-    sigma: tuple[float, float] = (20.0, 0.6)
-    correlation: float = 10e3
+    sill_width: float = option(4e3, gt=0)
+    spinup: float = option(100.0, ge=0)
+    spinup_dt: float = option(2.0, gt=0)
+    sigma: tuple[float, float] = option((20.0, 0.6), gt=0)
+    correlation: float = option(10e3, gt=0)
     _icepack: Any = field(init=False, repr=False)
 
     def __post_init__(self):
-        for name in ("length", "cells", "dt", "temperature", "friction", "inflow_speed", "correlation",
-                     "spinup_dt", "sill_width"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"Flowline: {name} must be positive, got {getattr(self, name)!r}")
-        if self.spinup < 0:
-            raise ConfigError(f"Flowline: spinup must be non-negative, got {self.spinup!r}")
-        if not all(v > 0 for v in self.sigma):
-            raise ConfigError(f"Flowline: sigma must be positive (thickness, accumulation), got {self.sigma!r}")
+        check_options(self)  # types and bounds, as every registered class (a bool is not a number)
         import icepack
 
         from .icepack import friction_with_flotation

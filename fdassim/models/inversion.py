@@ -42,7 +42,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, OptionError
+from ..options import check_options, option
 
 __all__ = ["FrictionInversion", "HybridInversion", "InversionResult", "Target", "observed_function"]
 
@@ -83,9 +84,11 @@ class FrictionInversion:
 
     Raises
     ------
-    ConfigError
-        If the standard deviation, the length, the scale or the iteration count is not positive, the
-        bounds are not ``0 <= C_lo < C_hi``, or the target is unknown.
+    OptionError
+        Naming the option, if an option has the wrong type (checked by
+        :func:`fdassim.options.check_options`), the standard deviation, the length, the scale
+        or the iteration count is not positive, the bounds are not ``0 <= C_lo < C_hi``, or
+        the target is unknown.
 
     Examples
     --------
@@ -93,32 +96,18 @@ class FrictionInversion:
     >>> friction, result = inversion.invert(member.fields, flow, solver_options, observed_velocity)
     """
 
-    velocity_std: float
-    length: float
-    bounds: tuple[float, float]
-    scale: float | None = None
-    max_iterations: int = 20
+    velocity_std: float = option(gt=0)
+    length: float = option(gt=0)
+    bounds: tuple[float, float] = option(ge=0)
+    scale: float | None = option(None, gt=0)
+    max_iterations: int = option(20, gt=0)
     target: Target = Target.MEMBERS
 
     def __post_init__(self):
-        for name in ("velocity_std", "length", "max_iterations"):
-            value = getattr(self, name)
-            if not (np.isfinite(value) and value > 0):
-                raise ConfigError(f"FrictionInversion.{name}: must be positive, got {value!r}")
-        if len(self.bounds) != 2:
-            raise ConfigError(f"FrictionInversion.bounds: give [C_lo, C_hi], got {self.bounds!r}")
-        lo, hi = (float(b) for b in self.bounds)
-        if not (np.isfinite(lo) and np.isfinite(hi) and 0 <= lo < hi):
-            raise ConfigError(f"FrictionInversion.bounds: must be 0 <= C_lo < C_hi, got {self.bounds!r}")
-        object.__setattr__(self, "bounds", (lo, hi))
-        if self.scale is not None and not (np.isfinite(self.scale) and self.scale > 0):
-            raise ConfigError(f"FrictionInversion.scale: must be positive, got {self.scale!r}")
-        if not isinstance(self.target, Target):
-            try:
-                object.__setattr__(self, "target", Target(self.target))
-            except ValueError:
-                raise ConfigError(f"FrictionInversion.target: {self.target!r} is not known; choose "
-                                  f"{' or '.join(t.value for t in Target)}") from None
+        check_options(self)  # types and bounds, as every registered class (a bool is not a number)
+        lo, hi = self.bounds
+        if not lo < hi:
+            raise OptionError("FrictionInversion", "bounds", f"must be 0 <= C_lo < C_hi, got {self.bounds!r}")
 
     def invert(self, fields: Mapping[str, Any], flow, solver_options: Mapping[str, Any], observed):
         """The friction minimizing :math:`J` for the simulation fields ``fields``.

@@ -24,10 +24,12 @@ def test_flowline_refuses_bad_settings_and_split_members():
     pytest.importorskip("icepack.models", reason="Icepack is not installed (make install)")
     from fdassim.models.flowline import Flowline
 
-    with pytest.raises(ConfigError, match="Flowline: friction must be positive, got -1.0"):
+    with pytest.raises(ConfigError, match="Flowline: friction: must be a finite number > 0, got -1.0"):
         Flowline(friction=-1.0)
-    with pytest.raises(ConfigError, match=r"Flowline: sigma must be positive \(thickness, accumulation\)"):
+    with pytest.raises(ConfigError, match=r"Flowline: sigma: must be a finite number > 0, got \(1.0, 0.0\)"):
         Flowline(sigma=(1.0, 0.0))
+    with pytest.raises(ConfigError, match="Flowline: cells: expected an integer, got True"):
+        Flowline(cells=True)  # a bool is not a number
     with pytest.raises(ConfigError, match="a flowline member is not split over ranks"):
         Flowline().domain(types.SimpleNamespace(size=2))
 

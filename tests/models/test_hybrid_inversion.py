@@ -86,6 +86,26 @@ def test_hybrid_inversion_needs_a_carried_friction():
         hybrid(ensemble, 0, {"velocity": None})
 
 
+@pytest.mark.parametrize("kw, match", [
+    ({"velocity_std": 0.0}, "FrictionInversion: velocity_std: must be a finite number > 0, got 0.0"),
+    ({"bounds": (0.5, 0.1)}, r"FrictionInversion: bounds: must be 0 <= C_lo < C_hi, got \(0.5, 0.1\)"),
+    ({"bounds": (-1.0, 0.1)}, r"FrictionInversion: bounds: must be a finite number >= 0, got \(-1.0, 0.1\)"),
+    ({"bounds": (0.1,)}, "FrictionInversion: bounds: expected 2 values, got 1"),
+    ({"target": "median"}, "FrictionInversion: target: 'median' is not allowed; choose one of 'members', 'mean'"),
+    ({"scale": -1.0}, "FrictionInversion: scale: must be a finite number > 0"),
+    ({"max_iterations": True}, "FrictionInversion: max_iterations: expected an integer, got True"),
+    ({"length": "500"}, "FrictionInversion: length: expected a number, got '500'"),
+])
+def test_friction_inversion_rejects_bad_settings(kw, match):
+    """Every option is converted and checked by check_options, as for every registered class:
+    a bad type (a bool for an integer, a string for a number) or value names the option."""
+    from fdassim.errors import OptionError
+    from fdassim.models.inversion import FrictionInversion
+
+    with pytest.raises(OptionError, match=match):
+        FrictionInversion(**{"velocity_std": 1.0, "length": 500.0, "bounds": (0.01, 1.0), **kw})
+
+
 def _params(**changes):
     params = {"model": {"name": "icestream", "options": {"friction_carried": True}},
               "ensemble": {"size": 4},
@@ -117,6 +137,10 @@ def test_hybrid_inversion_from_params_yaml():
      r"bounds: must be 0 <= C_lo < C_hi"),
     ({"inversion": {"velocity_std": 1.0, "length": 500.0, "bounds": [0.01, 1.0], "target": "median"}},
      "inversion.target: 'median' is not allowed"),
+    ({"inversion": {"velocity_std": 1.0, "length": 500.0, "bounds": [0.01, 1.0], "iterations": 5}},
+     "inversion: unknown key 'iterations'; allowed keys are: velocity_std, length, bounds"),
+    ({"inversion": {"velocity_std": 1.0, "length": 500.0, "bounds": [0.01, 1.0], "max_iterations": 2.5}},
+     "inversion.max_iterations: expected an integer, got 2.5"),
 ])
 def test_hybrid_inversion_params_errors(changes, match):
     from fdassim.config import parse

@@ -64,19 +64,6 @@ def test_icestream_rejects_bad_settings(kw, match):
         IceStream(**kw)
 
 
-@pytest.mark.parametrize("kw, match", [
-    ({"velocity_std": 0.0}, "velocity_std: must be positive"),
-    ({"bounds": (0.5, 0.1)}, r"bounds: must be 0 <= C_lo < C_hi"),
-    ({"target": "median"}, "target: 'median' is not known; choose members or mean"),
-    ({"scale": -1.0}, "scale: must be positive"),
-])
-def test_friction_inversion_rejects_bad_settings(kw, match):
-    from fdassim.models.inversion import FrictionInversion
-
-    with pytest.raises(ConfigError, match=match):
-        FrictionInversion(**{"velocity_std": 1.0, "length": 500.0, "bounds": (0.01, 1.0), **kw})
-
-
 def test_friction_inversion_reduces_the_velocity_misfit_and_the_friction_error():
     """The ice stream's velocity from the true friction is observed exactly; the first guess
     is 0.7 times the truth. One inversion (8 L-BFGS-B iterations) must cut the velocity misfit
