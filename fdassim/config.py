@@ -85,6 +85,7 @@ MODELS = {
     "heat": "fdassim.models.heat:Heat",
     "issm": "issm_bridge.model:ISSM",  # ISSM through MATLAB/Octave servers (the issm_bridge package)
     "icestream": "fdassim.models.icestream:IceStream",  # Icepack's synthetic ice stream (ICESEE section 4.1)
+    "marine": "fdassim.models.marine:MarineGlacier",  # a marine glacier with bed relief (ICESEE section 4.2)
 }
 #: parameter treatment -> "module:Class" (applied after each analysis, in order)
 PARAMETERS = {
@@ -231,6 +232,12 @@ class Settings:
         if (self.filter is None) == (self.smoother is None):
             given = "both" if self.filter is not None else "neither"
             raise ConfigError(f"give exactly one of filter: (a filter run) and smoother: (a smoother run); got {given}")
+        used = None if self.inversion is None else self.inversion.get("quantity", "velocity")
+        unused = [name for name, q in self.observations.named().items() if not q.assimilate and name != used]
+        if unused:
+            raise ConfigError(f"observations.quantities.{unused[0]}.assimilate: false, but no step uses it (only "
+                              "the hybrid inversion's quantity, inversion.quantity, may be left out of the analysis); "
+                              "remove assimilate: false")
 
     def resolved(self) -> str:
         """Every setting with its default filled in, and the objects built from them (YAML)."""

@@ -214,10 +214,11 @@ def _cycles(ensemble, scheme, run: _Run, times, seed, inflation, store, k0, prog
             X, Yi = (inflation.prior(Xf, rows), inflation.prior_obs(Y)) if inflation else (Xf, Y)
             rejected = batch.rejected(Yi, y)
             keep = ~rejected
-            if keep.any():
-                ctx = AnalysisContext(seed=seed, cycle=k, obs_coords=batch.positions(keep),
+            use = keep & batch.assimilated()  # what the analysis uses; keep: what the steps after it see
+            if use.any():
+                ctx = AnalysisContext(seed=seed, cycle=k, obs_coords=batch.positions(use),
                                       periodic=ensemble.periodic)
-                Xa = apply_update(scheme.prepare(Yi[keep], y[keep], batch.error(keep), ctx), X, rows, product,
+                Xa = apply_update(scheme.prepare(Yi[use], y[use], batch.error(use), ctx), X, rows, product,
                                   ensemble.world)
                 if inflation:
                     Xa = inflation.posterior(Xa, X, rows, ctx)
@@ -227,7 +228,7 @@ def _cycles(ensemble, scheme, run: _Run, times, seed, inflation, store, k0, prog
                 state[:, :N] = Xa
                 if run.after_analysis is not None:
                     run.after_analysis(ensemble, k, batch.kept(y, keep))
-            record = (int(keep.sum()), [(plan.names[qi], j, y[s], Y[s].mean(axis=1), rejected[s])
+            record = (int(use.sum()), [(plan.names[qi], j, y[s], Y[s].mean(axis=1), rejected[s])
                                         for (qi, j), s in zip(batch.parts, batch.slices)])
         out.n_obs[k] = record[0]
         treatments.remember(state[:, :N])

@@ -257,25 +257,43 @@ class HybridInversion:
         if self.inversion.target is Target.MEMBERS:
             results = []
             for _, member in members:
-                friction, result = self.inversion.invert(member.fields, model.flow, model.solver_options, u_obs)
+                friction, result = self.inversion.invert(_with_surface(member.fields), model.flow,
+                                                         model.solver_options, u_obs)
                 member.fields["friction"].assign(friction)
                 results.append(result)
             return results
         return [self._shift_mean(ensemble, members, model, u_obs)]
 
     def _shift_mean(self, ensemble, members, model, u_obs) -> InversionResult:
-        """Invert from the ensemble mean; add the change to every member, clipped to the bounds."""
+        """Invert from the ensemble mean of every field the members own (thickness, velocity,
+        friction, and a bed estimated as a parameter); add the change to every member, clipped
+        to the bounds."""
         reference = members[0][1].fields if members else ensemble.domain.reference
+        names = getattr(ensemble.domain, "own", ("thickness", "surface", "friction", "velocity"))
         mean = {}
-        for name in ("thickness", "surface", "friction", "velocity"):
+        for name in names:
             local = sum((m.fields[name].dat.data_ro for _, m in members), np.zeros_like(reference[name].dat.data_ro))
             total = ensemble.ens_comm.allreduce(local)
             mean[name] = reference[name].copy(deepcopy=True)
             mean[name].dat.data[:] = total / ensemble.size
-        fields = dict(reference, **mean)
-        friction, result = self.inversion.invert(fields, model.flow, model.solver_options, u_obs)
+        friction, result = self.inversion.invert(_with_surface(dict(reference, **mean)), model.flow,
+                                                 model.solver_options, u_obs)
         shift = friction.dat.data_ro - mean["friction"].dat.data_ro
         for _, member in members:
             C = member.fields["friction"]
             C.dat.data[:] = np.clip(C.dat.data_ro + shift, *self.inversion.bounds)
         return result
+
+
+def _with_surface(fields: Mapping[str, Any]) -> dict:
+    """``fields`` with the surface recomputed from the (analysed) thickness and bed, when the
+    simulation has both: the analysis changes them, the forecast's surface is stale."""
+    fields = dict(fields)
+    if "surface" in fields and "bed" in fields:
+        import firedrake
+        import icepack
+
+        s = fields["surface"]
+        fields["surface"] = firedrake.Function(s.function_space()).interpolate(
+            icepack.compute_surface(thickness=fields["thickness"], bed=fields["bed"]))
+    return fields

@@ -68,6 +68,13 @@ class Quantity:
         Reject an observation whose innovation exceeds this many standard deviations of
         :math:`\\sqrt{\\mathrm{diag}(HPH^T) + R}` (:mod:`fdassim.observations.qc`); ``None``:
         no check.
+    assimilate
+        ``False``: observed (drawn in a twin, stored, checked) and handed to the run's
+        after-analysis step, but not used by the analysis: the velocity that the hybrid
+        inversion (:class:`~fdassim.models.inversion.HybridInversion`) fits with the friction,
+        when the members' velocities are biased by a wrong friction that the analysis would
+        otherwise blame on the thickness and the bed. A cycle runs an analysis (and the step)
+        only when an assimilated quantity is observed.
     """
 
     name: str
@@ -77,6 +84,7 @@ class Quantity:
     values: np.ndarray | None = None
     positions: np.ndarray | None = None
     outlier_threshold: float | None = None
+    assimilate: bool = True
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -338,6 +346,11 @@ class Batch:
                 z = _noise(seed, self.cycle, qi, s.stop - s.start)
                 y[s] = truth_predicted[s] + self.plan.errors[qi].color(z)
         return y
+
+    def assimilated(self) -> np.ndarray:
+        """``(m,)`` bool: the observations of quantities the analysis uses (see ``Quantity.assimilate``)."""
+        return np.concatenate([np.full(s.stop - s.start, self.plan.quantities[qi].assimilate)
+                               for (qi, _), s in zip(self.parts, self.slices)])
 
     def rejected(self, Y: np.ndarray, y: np.ndarray) -> np.ndarray:
         """``(m,)`` bool: the observations failing their quantity's outlier check."""

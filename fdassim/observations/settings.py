@@ -105,6 +105,8 @@ class QuantitySettings:
             "null: a twin experiment draws them from the truth (relative to the working directory)")
     outlier_threshold: float | None = setting(
         None, doc="reject an observation whose innovation exceeds this many std of sqrt(HPH^T + R)")
+    assimilate: bool = setting(True, doc="false: observed and stored, used by the inversion (inversion.quantity) "
+                                         "but not by the analysis")
 
     def __post_init__(self):
         chosen = [k for k in _WHERE if getattr(self, k) is not None]
@@ -203,7 +205,7 @@ def make_observations(settings: ObservationSettings, ensemble, times=None):
             out.append(_from_file(name, q, ensemble, key, times))
         else:
             out.append(Quantity(name, _operator(q, ensemble, key), _error(q, key), q.schedule or Schedule(),
-                                outlier_threshold=q.outlier_threshold))
+                                outlier_threshold=q.outlier_threshold, assimilate=q.assimilate))
     return Observations(out)
 
 
@@ -265,7 +267,7 @@ def _from_file(name: str, q: QuantitySettings, ensemble, key: str, times):
     if all(v is None for v in (q.std, q.covariance, data.std, data.covariance)):
         raise ConfigError(f"{key}: no observation error: give std (or covariance) in {where} or in params.yaml")
     return Quantity(name, H, _error(q, key, data.std, data.covariance), Schedule(times=tuple(data.times)),
-                    data.values, outlier_threshold=q.outlier_threshold)
+                    data.values, outlier_threshold=q.outlier_threshold, assimilate=q.assimilate)
 
 
 def _check_inside(f, points: np.ndarray, where: str) -> None:

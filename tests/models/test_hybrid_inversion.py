@@ -147,3 +147,55 @@ def test_hybrid_inversion_params_errors(changes, match):
 
     with pytest.raises(ConfigError, match=match):
         parse(_params(**changes))
+
+
+def _marine_hybrid_run(comm, path):
+    """One year of the marine glacier (6 x 2 cells, 3 members + truth): thickness assimilated,
+    velocity left out of the analysis and fitted by one inversion per member (3 iterations);
+    returns every member's friction and the store's analysis, on every rank."""
+    import fdassim
+    from fdassim.models.inversion import FrictionInversion, HybridInversion
+    from fdassim.models.marine import MarineGlacier
+    from fdassim.observations import NodalValues, Quantity
+    from helpers import read_store
+
+    ensemble = fdassim.Ensemble(MarineGlacier(nx=6, ny=2), size=3, truth=True, comm=comm)
+    obs = fdassim.Observations([
+        Quantity("thickness", NodalValues("thickness"), fdassim.ObsError.from_std(10.0)),
+        Quantity("velocity", NodalValues("velocity"), fdassim.ObsError.from_std(5.0), assimilate=False)])
+    hybrid = HybridInversion(FrictionInversion(velocity_std=5.0, length=300.0, bounds=(0.005, 1.0), max_iterations=3,
+                                               target="members"))
+    times = np.arange(2.0)
+    with fdassim.Store.create(path, ensemble, times, obs) as store:
+        fdassim.assimilate(ensemble, fdassim.EnKF(), obs, times, seed=3, store=store, progress=False,
+                           after_analysis=hybrid)
+    mine = {i: (m.fields["friction"].dat.data_ro.copy(), m.fields["thickness"].dat.data_ro.copy())
+            for i, m in zip(ensemble.local, ensemble.members) if i < ensemble.size}
+    friction = {}
+    for part in comm.allgather(mine):
+        friction.update(part)
+    comm.Barrier()
+    return friction, (read_store(path, names=("ensemble/analysis",)) if comm.rank == 0 else None)
+
+
+@pytest.mark.parallel(nprocs=2)
+def test_hybrid_inversion_on_two_ranks_is_bitwise_serial(tmp_path_factory):
+    """3 members dealt unevenly over 2 ranks (members 0 and 2 on rank 0; member 1 and the truth
+    on rank 1), one inversion per member after the analysis: each member's inversion sees only
+    its own fields on an unsplit mesh, so the inferred friction and the analysed state are the
+    serial run's bit for bit. (With ``target="mean"`` the ensemble sum is taken in another
+    order over the ranks, so the mean, and the friction inferred from it, agree only to
+    rounding, amplified by the optimizer's iterations.)"""
+    from helpers import split_paths
+
+    world, serial = split_paths(tmp_path_factory, "hybrid")
+    split, split_store = _marine_hybrid_run(MPI.COMM_WORLD, world)
+    alone, alone_store = _marine_hybrid_run(MPI.COMM_SELF, serial)
+    assert sorted(split) == sorted(alone) == [0, 1, 2]
+    for i in alone:
+        np.testing.assert_array_equal(split[i][0], alone[i][0], err_msg=f"friction of member {i}")
+        np.testing.assert_array_equal(split[i][1], alone[i][1], err_msg=f"thickness of member {i}")
+    assert not np.array_equal(alone[0][0], alone[1][0])  # the inversions did act, per member
+    if MPI.COMM_WORLD.rank == 0:
+        for key in split_store:
+            np.testing.assert_array_equal(split_store[key], alone_store[key], err_msg=key)

@@ -196,3 +196,53 @@ def test_store_grown_to_more_cycles_gets_each_quantity_s_new_times(tmp_path):
     a, b = (read_store(p, names=("observations", "ensemble", "diagnostics")) for p in (short, full))
     for key in (sl.observation("odd", "values"), sl.observation("sparse", "values"), sl.ensemble("analysis", "x"), sl.diagnostic("n_obs")):
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_a_quantity_left_out_of_the_analysis_reaches_the_after_analysis_step(tmp_path):
+    """``assimilate=False`` (the hybrid inversion's velocity): the analysis is bitwise the one
+    without that quantity, the quantity is still drawn and stored, and the after-analysis step
+    gets its values at the cycles it is observed (and only at cycles with an analysis)."""
+    from fdassim.analysis.base import ObsError
+    from fdassim.analysis.etkf import ETKF
+    from fdassim.models.lorenz96 import Lorenz96
+    from fdassim.observations import Observations, Quantity, Schedule, Subset
+
+    odd = Quantity("odd", Subset(tuple(range(1, 40, 2))), ObsError.from_std(1.0), Schedule(start=0.1, every=0.1))
+    side = Quantity("side", Subset(tuple(range(0, 40, 4))), ObsError.from_std(0.5), Schedule(times=(0.15, 0.3)),
+                    assimilate=False)
+    seen = []
+
+    def step(ensemble, cycle, observed):
+        seen.append((cycle, sorted(observed), observed.get("side") and observed["side"].values.size))
+
+    from fdassim.cycle import assimilate
+    from fdassim.ensemble import Ensemble
+    from fdassim.io import Store
+
+    runs = {}
+    for name, quantities in (("with", [odd, side]), ("without", [odd])):
+        ens = Ensemble(Lorenz96(), 10, comm=MPI.COMM_SELF, truth=True)
+        obs = Observations(quantities)
+        times = DT * np.arange(K + 1)
+        path = str(tmp_path / f"{name}.h5")
+        with Store.create(path, ens, times, obs) as store:
+            runs[name] = assimilate(ens, ETKF(), obs, times, seed=5, store=store, progress=False,
+                                    after_analysis=step if name == "with" else None)
+        runs[name + "_store"] = read_store(path, names=("ensemble", "observations"))
+    a, b = runs["with_store"], runs["without_store"]
+    np.testing.assert_array_equal(a["ensemble/analysis/x"], b["ensemble/analysis/x"])
+    assert runs["with"].n_obs.tolist() == [0, 20, 0, 20, 0, 20, 0, 20]  # only odd is assimilated
+    assert a["observations/side/cycle"].tolist() == [2, 5] and a["observations/side/values"].shape == (2, 10)
+    # cycle 2 observes only the side quantity: no analysis, no step; cycle 5 both
+    assert seen == [(1, ["odd"], None), (3, ["odd"], None), (5, ["odd", "side"], 10), (7, ["odd"], None)]
+
+
+def test_params_refuse_a_quantity_left_out_of_the_analysis_that_nothing_uses():
+    from fdassim.config import parse
+    from fdassim.errors import ConfigError
+
+    params = {"model": {"name": "lorenz96"}, "ensemble": {"size": 4}, "filter": {"scheme": "etkf"},
+              "run": {"cycles": 2, "interval": 0.05},
+              "observations": {"quantities": {"x": {"field": "x"}, "y": {"field": "x", "assimilate": False}}}}
+    with pytest.raises(ConfigError, match="observations.quantities.y.assimilate: false, but no step uses it"):
+        parse(params)
