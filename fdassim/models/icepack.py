@@ -39,7 +39,8 @@ from ..errors import ConfigError
 from ..layout import FieldSpec
 from .base import whole_steps
 
-__all__ = ["IcepackModel", "IcepackDomain", "IcepackMember", "SOLVER_OPTIONS", "friction_with_flotation"]
+__all__ = ["IcepackModel", "IcepackDomain", "IcepackMember", "IcepackExperiment", "SOLVER_OPTIONS",
+           "friction_with_flotation"]
 
 #: the keyword arguments Icepack's FlowSolver understands (a misspelt one is an error here,
 #: where Icepack would ignore it)
@@ -246,6 +247,28 @@ class IcepackMember:
                 f["thickness"].assign(solver.prognostic_solve(m.dt, **transport))
                 self._update_surface()
             self.diagnose()
+
+
+class IcepackExperiment:
+    """The Model protocol of an experiment class that builds an :class:`IcepackModel` into
+    ``self._icepack`` (its fields, domains and members are the adapter's)."""
+
+    _icepack: IcepackModel
+
+    @property
+    def fields(self):
+        return self._icepack.fields
+
+    def domain(self, comm):
+        return self._icepack.domain(comm)
+
+    def member(self, domain, index):
+        return self._icepack.member(domain, index)
+
+    @property
+    def icepack(self) -> IcepackModel:
+        """The Icepack adapter running this model (its flow model and solver options)."""
+        return self._icepack
 
 
 def friction_with_flotation(**kwargs):

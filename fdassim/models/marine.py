@@ -46,14 +46,14 @@ import numpy as np
 
 from ..options import check_options, option
 from ..perturbations.fields import RandomField
-from .icepack import IcepackModel, friction_with_flotation
+from .icepack import IcepackExperiment, IcepackModel, friction_with_flotation
 from .icestream import IceStream
 
 __all__ = ["MarineGlacier"]
 
 
 @dataclass(frozen=True, eq=False)
-class MarineGlacier:
+class MarineGlacier(IcepackExperiment):
     """A marine glacier with bed relief and a friction pattern; see the module docstring.
 
     Parameters
@@ -116,7 +116,7 @@ class MarineGlacier:
     friction_pattern: tuple[float, float] = option((0.3, 800.0), gt=0)
     friction_factor: float = option(0.7, gt=0)
     seed: int = option(7, ge=0)
-    _icepack: Any = field(init=False, repr=False)
+    _icepack: Any = field(init=False, repr=False)  # the Model protocol: Icepack's, through the adapter
     _relief: Any = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -129,22 +129,6 @@ class MarineGlacier:
             state=("thickness", "velocity"), parameters=("bed",), carried=("friction",), dt=self.dt,
             solver_options={"dirichlet_ids": [1], "side_wall_ids": [3, 4]},
             initial=self.prior_fields, truth=_keep, diagnose=True))
-
-    # -- the Model protocol: Icepack's, through the adapter ------------------------------------
-    @property
-    def fields(self):
-        return self._icepack.fields
-
-    def domain(self, comm):
-        return self._icepack.domain(comm)
-
-    def member(self, domain, index):
-        return self._icepack.member(domain, index)
-
-    @property
-    def icepack(self) -> IcepackModel:
-        """The Icepack adapter running this model (its flow model and solver options)."""
-        return self._icepack
 
     # -- the experiment -------------------------------------------------------------------------
     def reference_fields(self, comm) -> dict:

@@ -151,7 +151,7 @@ def test_hybrid_inversion_params_errors(changes, match):
 
 def _marine_hybrid_run(comm, path):
     """One year of the marine glacier (6 x 2 cells, 3 members + truth): thickness assimilated,
-    velocity left out of the analysis and fitted by one inversion per member (3 iterations);
+    velocity left out of the analysis and fitted by one inversion per member (2 iterations);
     returns every member's friction and the store's analysis, on every rank."""
     import fdassim
     from fdassim.models.inversion import FrictionInversion, HybridInversion
@@ -163,7 +163,7 @@ def _marine_hybrid_run(comm, path):
     obs = fdassim.Observations([
         Quantity("thickness", NodalValues("thickness"), fdassim.ObsError.from_std(10.0)),
         Quantity("velocity", NodalValues("velocity"), fdassim.ObsError.from_std(5.0), assimilate=False)])
-    hybrid = HybridInversion(FrictionInversion(velocity_std=5.0, length=300.0, bounds=(0.005, 1.0), max_iterations=3,
+    hybrid = HybridInversion(FrictionInversion(velocity_std=5.0, length=300.0, bounds=(0.005, 1.0), max_iterations=2,
                                                target="members"))
     times = np.arange(2.0)
     with fdassim.Store.create(path, ensemble, times, obs) as store:
