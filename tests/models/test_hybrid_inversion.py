@@ -199,3 +199,19 @@ def test_hybrid_inversion_on_two_ranks_is_bitwise_serial(tmp_path_factory):
     if MPI.COMM_WORLD.rank == 0:
         for key in split_store:
             np.testing.assert_array_equal(split_store[key], alone_store[key], err_msg=key)
+
+
+def test_fdassim_run_passes_the_inversion_to_the_cycle(tmp_path, monkeypatch):
+    """``fdassim run`` (fdassim.run.run) calls the step that ``inversion:`` builds after each
+    analysis (a Lorenz-96 run with the step replaced by a recorder, to stay cheap)."""
+    from fdassim.config import Settings, parse
+    from fdassim.run import run
+
+    calls = []
+    monkeypatch.setattr(Settings, "make_inversion",
+                        lambda self: lambda ensemble, cycle, observed: calls.append((cycle, len(observed))))
+    settings = parse({"model": {"name": "lorenz96"}, "ensemble": {"size": 4}, "filter": {"scheme": "etkf"},
+                      "observations": {"field": "x", "every": 2}, "output": {"path": str(tmp_path / "run.h5")},
+                      "run": {"cycles": 2, "interval": 0.05, "progress": False}})
+    run(settings)
+    assert calls == [(0, 1), (1, 1)]
