@@ -230,9 +230,10 @@ def test_a_quantity_left_out_of_the_analysis_reaches_the_after_analysis_step(tmp
                                     after_analysis=step if name == "with" else None)
         runs[name + "_store"] = read_store(path, names=("ensemble", "observations"))
     a, b = runs["with_store"], runs["without_store"]
-    np.testing.assert_array_equal(a["ensemble/analysis/x"], b["ensemble/analysis/x"])
+    np.testing.assert_array_equal(a[sl.ensemble("analysis", "x")], b[sl.ensemble("analysis", "x")])
     assert runs["with"].n_obs.tolist() == [0, 20, 0, 20, 0, 20, 0, 20]  # only odd is assimilated
-    assert a["observations/side/cycle"].tolist() == [2, 5] and a["observations/side/values"].shape == (2, 10)
+    assert a[sl.observation("side", "analysis_cycle")].tolist() == [2, 5]
+    assert a[sl.observation("side", "values")].shape == (2, 10)
     # cycle 2 observes only the side quantity: no analysis, no step; cycle 5 both
     assert seen == [(1, ["odd"], None), (3, ["odd"], None), (5, ["odd", "side"], 10), (7, ["odd"], None)]
 
