@@ -40,7 +40,7 @@ from ..layout import FieldSpec
 from .base import whole_steps
 
 __all__ = ["IcepackModel", "IcepackDomain", "IcepackMember", "IcepackExperiment", "SOLVER_OPTIONS",
-           "friction_with_flotation"]
+           "friction_with_flotation", "node_positions"]
 
 #: the keyword arguments Icepack's FlowSolver understands (a misspelt one is an error here,
 #: where Icepack would ignore it)
@@ -269,6 +269,15 @@ class IcepackExperiment:
     def icepack(self) -> IcepackModel:
         """The Icepack adapter running this model (its flow model and solver options)."""
         return self._icepack
+
+
+def node_positions(f) -> np.ndarray:
+    """``(nodes, d)`` positions of the nodes of the scalar Lagrange field ``f`` on this rank."""
+    import firedrake
+
+    mesh = f.function_space().mesh()
+    V = firedrake.VectorFunctionSpace(mesh, f.function_space().ufl_element())
+    return firedrake.Function(V).interpolate(firedrake.SpatialCoordinate(mesh)).dat.data_ro
 
 
 def friction_with_flotation(**kwargs):

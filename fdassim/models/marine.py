@@ -46,8 +46,7 @@ import numpy as np
 
 from ..options import check_options, option
 from ..perturbations.fields import RandomField
-from .icepack import IcepackExperiment, IcepackModel, friction_with_flotation
-from .icestream import IceStream
+from .icepack import IcepackExperiment, IcepackModel, friction_with_flotation, node_positions
 
 __all__ = ["MarineGlacier"]
 
@@ -200,7 +199,7 @@ class MarineGlacier(IcepackExperiment):
         tau_D = rho_I * g * (s0 - self.bed[0]) * (s0 - s1) / (self.shelf * self.Lx)  # driving stress at the inflow
         return (0.95 - 0.05 * self.nodes(C)[:, 0] / self.Lx) * tau_D / u_in ** (1 / m)
 
-    nodes = staticmethod(IceStream.nodes)
+    nodes = staticmethod(node_positions)
 
 
 def _keep(fields, rng) -> None:
