@@ -130,7 +130,7 @@ class EnsembleSettings:
         None, doc="random fields added to the initial members, {field: {model, std, length, ...}} "
                   "(see the README's random fields)")
     model_noise: dict | None = setting(
-        None, doc="AR(1) model noise added after each forecast, {rho, fields: {field: {model, std, length}}}")
+        None, doc="AR(1) model noise added after each forecast, {rho, truth, fields: {field: {model, std, length}}}")
 
     def __post_init__(self):
         if self.size < 2:

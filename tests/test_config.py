@@ -235,6 +235,8 @@ def test_config_restart_compares_nested_observation_files(tmp_path):
                  r"ensemble.initial_perturbations.x.length: required for gaussian fields", id="field-length"),
     pytest.param("ensemble.model_noise", {"rho": 1.5, "fields": {"x": {"model": "gaussian", "std": 1.0, "length": 2.0}}},
                  r"ensemble.model_noise.rho: must be in \[0, 1\), got 1.5", id="noise-rho"),
+    pytest.param("ensemble.model_noise", {"truth": 1, "fields": {"x": {"model": "gaussian", "std": 1.0, "length": 2.0}}},
+                 r"ensemble.model_noise.truth: expected true or false, got 1", id="noise-truth"),
     pytest.param("ensemble.initial_perturbations", {"y": {"model": "gaussian", "std": 1.0, "length": 2.0}},
                  r"ensemble.initial_perturbations.y: not a field of the model; it has \['x'\]", id="field-name"),
     pytest.param("ensemble.model_noise", {"fields": {"y": {"model": "evensen", "std": 1.0, "length": 2.0}}},
@@ -257,12 +259,14 @@ def test_config_several_quantities_perturbations_parameters_build():
         "odd": {"field": "x", "indices": [1, 3, 5], "std": 0.5, "schedule": {"start": 0.1, "every": 0.1}},
         "all": {"field": "x", "covariance": [[1.0]] , "outlier_threshold": 3.0}}})
     d["ensemble"]["initial_perturbations"] = {"x": {"model": "exponential", "std": 0.5, "length": 3.0}}
-    d["ensemble"]["model_noise"] = {"rho": 0.8, "fields": {"x": {"model": "gaussian", "std": 0.1, "length": 2.0}}}
+    d["ensemble"]["model_noise"] = {"rho": 0.8, "truth": False,
+                                    "fields": {"x": {"model": "gaussian", "std": 0.1, "length": 2.0}}}
     d["parameters"] = [{"clip": {"field": "x", "lower": -20.0, "upper": 20.0}}]
     s = parse(d)
     assert set(s.observations.named()) == {"odd", "all"}
     assert s.observations.named()["odd"].schedule.every == 0.1
-    assert s.make_model_noise().rho == 0.8 and s.make_parameters()[0].upper == 20.0
+    assert s.make_model_noise().rho == 0.8 and s.make_model_noise().truth is False
+    assert s.make_parameters()[0].upper == 20.0
 
 
 def test_config_initial_perturbations_conditioned_on_an_observation_file(tmp_path):

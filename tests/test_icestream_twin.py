@@ -1,5 +1,9 @@
 """The ICESEE ice-stream twin (demos/icestream_twin): a shortened run meets the success
-criteria scaled to it; 2 ranks give the serial run bitwise; a killed run restarts exactly."""
+criteria scaled to it; 2 ranks give the serial run bitwise; a killed run restarts exactly.
+
+Cost: one shortened run with its free run and figures, one tiny run, one tiny run killed in a
+subprocess (started first, so that its start-up overlaps the in-process runs) and restarted in
+this process; Icepack's forms are compiled once per process."""
 
 import importlib.util
 import os
@@ -16,6 +20,8 @@ from mpi4py import MPI  # noqa: E402
 TWIN = os.path.join(os.path.dirname(__file__), os.pardir, "demos", "icestream_twin", "twin.py")
 #: the smallest run that exercises everything: 4 members, 3 yearly analyses
 TINY = dict(members=4, years=3, first_obs=1, obs_every=1, last_obs=3)
+#: the shortened run of the criteria: 10 members, 6 years, analyses every 2 years
+SHORT = dict(members=10, years=6, first_obs=2, obs_every=2, last_obs=6)
 
 
 def _twin():
@@ -33,31 +39,68 @@ def _arrays(path, groups=("ensemble/analysis", "ensemble/forecast", "truth", "ob
     return read_store(path, groups)
 
 
-def test_icestream_twin_short_run_meets_the_scaled_criteria(tmp_path):
-    """16 members, 8 years, analyses every 2 years (the full run: 40 members, 100 years,
-    every 8 years), with the localized EnKF (radius 400 m): 16 members are too few for the
-    global EnKF with 1,700 observations per analysis (its spurious long-range correlations
-    leave it worse than the free run). Scaled criteria, against the free run from the same
-    wrong state (measured: thickness 139 m at the reference point against 149 m, RMSE 74 m
-    against 85 m; speed RMSE 37 against 44 m/yr; smb at the reference point 0.31 m/yr off,
-    from 0.91): the thickness error at the reference point, 350 m at the start, is below the
-    free run's by year 8 and the thickness and speed RMSEs below 0.9 times the free run's;
-    the smb error at the reference point has fallen below half its initial value. Figures
-    and the summary are in the output folder."""
-    twin = _twin()
-    out = tmp_path / "short"
-    config = twin.Config(members=16, years=8, first_obs=2, obs_every=2, last_obs=8, scheme="lenkf", radius=400.0,
-                         output=str(out))
-    summary = twin.run(config, progress=False)
+def _args(config: dict, output) -> list:
+    return [sys.executable, TWIN, "--no-figures", "--output", str(output)] + [
+        a for k, v in config.items() for a in (f"--{k.replace('_', '-')}", str(v))]
+
+
+@pytest.fixture(scope="module")
+def killed(tmp_path_factory):
+    """A tiny run killed (SIGKILL) in the middle of its second forecast, in a subprocess
+    started before the in-process runs: ``(output folder, its return code)``."""
+    out = tmp_path_factory.mktemp("icestream-killed")
+    env = dict(os.environ, FDASSIM_KILL_AT="forecast:1")
+    with open(out / "stderr.txt", "w") as err:
+        proc = subprocess.Popen(_args(TINY, out), env=env, stdout=subprocess.DEVNULL, stderr=err)
+    yield out, proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def short(tmp_path_factory, killed):
+    """The shortened run with its free run, figures and summary: ``(output folder, summary)``."""
+    out = tmp_path_factory.mktemp("icestream-short")
+    return out, _twin().run(_twin().Config(**SHORT, output=str(out)), progress=False)
+
+
+def test_icestream_twin_short_run_meets_the_scaled_criteria(short):
+    """10 members, 6 years, analyses at years 2, 4 and 6 (the full run: 40 members, 100 years,
+    every 8 years), the demo's defaults otherwise (stochastic EnKF, model noise on thickness
+    and smb). Scaled criteria, against the free run from the same wrong state (measured:
+    thickness at the reference point -18 m against -177 m, domain RMSEs 48 against 96 m
+    and 5.5 against 46.7 m/yr, speed at the reference point -7.2 against -17.0 m/yr): the
+    thickness error at the reference point starts at -350 m (within 5 m: the bump plus a
+    0.8 m perturbation) and is under 50 m by year 6; the domain RMSE of thickness is below
+    0.6 times the free run's, that of speed below 0.25 times; the speed error at the
+    reference point below 0.6 times the free run's. (10 members do not make the smb better:
+    the full run's 40 do; see the README.) Figures and the summary are in the output folder."""
+    out, summary = short
     ref = summary["reference_point"]
     assert ref["year"][0] == 0 and abs(ref["thickness_error"][0] + 350.0) < 5.0
-    assert ref["year"][-1] == 8 and abs(ref["thickness_error"][-1]) < abs(ref["thickness_error_free"][-1])
+    assert ref["year"][-1] == 6 and abs(ref["thickness_error"][-1]) < 50.0
     r = summary["rmse_final"]
-    assert r["thickness"] < 0.9 * r["thickness_free"] and r["speed"] < 0.9 * r["speed_free"]
-    assert abs(ref["smb_error"][-1]) < 0.5 * abs(ref["smb_error"][0])
+    assert r["thickness"] < 0.6 * r["thickness_free"] and r["speed"] < 0.25 * r["speed_free"]
+    assert abs(ref["speed_error"][-1]) < 0.6 * abs(ref["speed_error_free"][-1])
     for name in ("error_thickness.png", "error_speed.png", "reference_point.png", "rmse.png", "summary.txt",
                  "summary.json"):
         assert (out / name).stat().st_size > 0, name
+
+
+def test_icestream_twin_restarts_exactly_after_a_kill(tmp_path, killed, short):
+    """Killed in the middle of the second forecast (SIGKILL), then continued with
+    ``restart=True`` (what ``--restart`` runs): the store equals an uninterrupted run's
+    bitwise."""
+    twin = _twin()
+    out, proc = killed
+    assert proc.wait(timeout=1800) != 0, "the fault did not fire: " + (out / "stderr.txt").read_text()[-2000:]
+    twin.run(twin.Config(**TINY, output=str(tmp_path)), progress=False, figures=False)
+    twin.run(twin.Config(**TINY, output=str(out)), progress=False, restart=True, figures=False)
+    whole, restarted = (_arrays(str(p / "run.h5")) for p in (tmp_path, out))
+    assert sorted(whole) == sorted(restarted)
+    for key in whole:
+        np.testing.assert_array_equal(restarted[key], whole[key], err_msg=key)
 
 
 @pytest.mark.parallel(nprocs=2)
@@ -75,22 +118,3 @@ def test_icestream_twin_on_two_ranks_equals_serial(tmp_path_factory):
     assert sorted(world) == sorted(serial) and any(k.startswith("ensemble/analysis") for k in world)
     for key in world:
         np.testing.assert_array_equal(world[key], serial[key], err_msg=key)
-
-
-def test_icestream_twin_restarts_exactly_after_a_kill(tmp_path):
-    """Killed in the middle of the second forecast (SIGKILL), then continued with
-    ``--restart``: the store equals an uninterrupted run's bitwise."""
-    twin = _twin()
-    twin.run(twin.Config(**TINY, output=str(tmp_path / "whole")), progress=False, figures=False)
-    args = [sys.executable, TWIN, "--no-figures", "--output", str(tmp_path / "killed")] + [
-        a for k, v in TINY.items() for a in (f"--{k.replace('_', '-')}", str(v))]
-    env = dict(os.environ, FDASSIM_KILL_AT="forecast:1")
-    killed = subprocess.run(args, env=env, capture_output=True, text=True)
-    assert killed.returncode != 0, "the fault did not fire"
-    env.pop("FDASSIM_KILL_AT")
-    again = subprocess.run(args + ["--restart"], env=env, capture_output=True, text=True)
-    assert again.returncode == 0, again.stderr[-2000:]
-    whole, restarted = (_arrays(str(tmp_path / name / "run.h5")) for name in ("whole", "killed"))
-    assert sorted(whole) == sorted(restarted)
-    for key in whole:
-        np.testing.assert_array_equal(restarted[key], whole[key], err_msg=key)

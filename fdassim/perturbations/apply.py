@@ -226,13 +226,20 @@ class ModelNoise:
         ``{field name: RandomField or PseudoRandomField}`` (each with its standard deviation).
     rho
         Correlation of consecutive noises, in ``[0, 1)``.
+    truth
+        Add the noise to the truth of a twin experiment too (a stochastic nature run);
+        ``False`` keeps the truth deterministic, as ICESEE's twins do (the noise then stands
+        for the members' uncertainty only).
     """
 
-    def __init__(self, fields: dict, rho: float = 0.0):
+    def __init__(self, fields: dict, rho: float = 0.0, truth: bool = True):
         if not (0.0 <= rho < 1.0):
             raise ConfigError(f"rho: must be in [0, 1), got {rho!r}")
+        if not isinstance(truth, bool):
+            raise ConfigError(f"truth: expected true or false, got {truth!r}")
         self._draws = _FieldDraws(fields)
         self.rho = float(rho)
+        self.truth = truth
         self._q: dict[int, dict[str, np.ndarray]] = {}  # member -> field -> q_{k-1}
 
     def check(self, model, key: str = "model_noise.fields") -> None:
@@ -242,6 +249,8 @@ class ModelNoise:
     def _step(self, ensemble, seed: int, cycle: int, add: bool) -> None:
         c = np.sqrt(1.0 - self.rho ** 2)
         for i, state in zip(ensemble.local, ensemble.states):
+            if i == ensemble.size and not self.truth:
+                continue
             w = self._draws.draw(ensemble.model, state, _rng(seed, Stream.MODEL_NOISE, cycle, i, ensemble.size))
             prev = self._q.get(i)
             q = w if prev is None else {name: self.rho * prev[name] + c * w[name] for name in w}
@@ -251,7 +260,7 @@ class ModelNoise:
                     _add(state, name, values)
 
     def apply(self, ensemble, seed: int, cycle: int) -> None:
-        """Add cycle ``cycle``'s noise to every local member (and the truth)."""
+        """Add cycle ``cycle``'s noise to every local member (and the truth, unless ``truth`` is false)."""
         self._step(ensemble, seed, cycle, add=True)
 
     def replay(self, ensemble, seed: int, cycles: int) -> None:

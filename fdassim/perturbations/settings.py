@@ -12,6 +12,7 @@
         friction: {model: exponential, std: 0.1, length: [8000.0, 4000.0], angle: 0.3}
       model_noise:                    # AR(1) noise added after each forecast
         rho: 0.9                      # correlation of consecutive noises, in [0, 1)
+        truth: true                   # false: the truth of a twin gets no noise (ICESEE)
         fields:
           thickness: {model: evensen, std: 1.0, length: 3000.0}
 
@@ -128,18 +129,22 @@ def make_initial_perturbations(data, key: str = "ensemble.initial_perturbations"
 
 
 def make_model_noise(data, key: str = "ensemble.model_noise"):
-    """The :class:`~fdassim.perturbations.ModelNoise` of ``{rho, fields}``, or ``None``."""
+    """The :class:`~fdassim.perturbations.ModelNoise` of ``{rho, truth, fields}``, or ``None``."""
     from .apply import ModelNoise
 
     if data is None:
         return None
-    if not isinstance(data, dict) or set(data) - {"rho", "fields"} or "fields" not in data:
-        raise ConfigError(f"{key}: expected {{rho: ..., fields: {{field: {{model, std, length}}}}}}, got {data!r}")
+    if not isinstance(data, dict) or set(data) - {"rho", "truth", "fields"} or "fields" not in data:
+        raise ConfigError(f"{key}: expected {{rho: ..., truth: ..., fields: {{field: {{model, std, length}}}}}}, "
+                          f"got {data!r}")
     rho = data.get("rho", 0.0)
     if isinstance(rho, bool) or not isinstance(rho, (int, float)):
         raise ConfigError(f"{key}.rho: expected a number in [0, 1), got {rho!r}")
+    truth = data.get("truth", True)
+    if not isinstance(truth, bool):
+        raise ConfigError(f"{key}.truth: expected true or false, got {truth!r}")
     try:
-        return ModelNoise(_fields(data["fields"], f"{key}.fields"), rho=float(rho))
+        return ModelNoise(_fields(data["fields"], f"{key}.fields"), rho=float(rho), truth=truth)
     except ConfigError as exc:
         msg = str(exc)
         raise ConfigError(msg if msg.startswith(key) else f"{key}.{msg}") from None

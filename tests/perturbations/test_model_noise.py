@@ -54,6 +54,24 @@ def test_model_noise_replay_continues_exactly():
         np.testing.assert_array_equal(s["x"], t["x"])
 
 
+def test_model_noise_leaves_the_truth_alone_when_asked():
+    """Members 0, 1 and the truth (index 2 = size): with ``truth=False`` the truth keeps its
+    values exactly and the members get the same noise as with ``truth=True``."""
+    fields = {"x": RandomField("gaussian", std=0.5, length=2.0)}
+    runs = {}
+    for truth in (True, False):
+        ens = _ensemble(3)
+        ens.size = 2  # the third state is the truth of a twin experiment
+        ModelNoise(fields, rho=0.5, truth=truth).apply(ens, seed=4, cycle=0)
+        runs[truth] = ens.states
+    np.testing.assert_array_equal(runs[False][2]["x"], 0.0)
+    assert np.abs(runs[True][2]["x"]).max() > 0
+    for i in (0, 1):
+        np.testing.assert_array_equal(runs[False][i]["x"], runs[True][i]["x"])
+    with pytest.raises(ConfigError, match="truth: expected true or false, got 'no'"):
+        ModelNoise(fields, truth="no")
+
+
 def test_initial_perturbations_depend_on_member_not_on_dealing():
     p = InitialPerturbations({"x": RandomField("exponential", std=1.0, length=3.0)})
     whole = _ensemble(4)
