@@ -3,7 +3,7 @@
 A complete example (Lorenz-96 twin experiment with the ETKF)::
 
     model:
-      name: lorenz96            # lorenz96 | heat (a Firedrake model) | flowline (Icepack)
+      name: lorenz96            # lorenz96 | heat (Firedrake) | icestream, marine (Icepack) | issm
       options: {n: 40, F: 8.0, dt: 0.05}
     ensemble:
       size: 20
