@@ -42,7 +42,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..options import check_options
 from ..perturbations.fields import RandomField
-from .icepack import IcepackModel, friction_with_flotation
+from .icepack import IcepackExperiment, IcepackModel, friction_with_flotation
 
 __all__ = ["IceStream"]
 
@@ -50,7 +50,7 @@ _FIELDS = ("thickness", "velocity x", "velocity y", "accumulation")
 
 
 @dataclass(frozen=True, eq=False)
-class IceStream:
+class IceStream(IcepackExperiment):
     """The synthetic ice stream twin (ICESEE section 4.1); see the module docstring.
 
     Parameters
@@ -128,22 +128,6 @@ class IceStream:
             self.reference_fields, flow, state=("thickness", "velocity"), parameters=("accumulation",), dt=self.dt,
             solver_options={"dirichlet_ids": [1], "side_wall_ids": [3, 4]},
             initial=self._draw, truth=_keep, carried=("friction",) if self.friction_carried else ()))
-
-    # -- the Model protocol: Icepack's, through the adapter ------------------------------------
-    @property
-    def fields(self):
-        return self._icepack.fields
-
-    def domain(self, comm):
-        return self._icepack.domain(comm)
-
-    def member(self, domain, index):
-        return self._icepack.member(domain, index)
-
-    @property
-    def icepack(self) -> IcepackModel:
-        """The Icepack adapter running this model (its flow model and solver options)."""
-        return self._icepack
 
     # -- the experiment -------------------------------------------------------------------------
     def reference_fields(self, comm) -> dict:
