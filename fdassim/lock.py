@@ -114,6 +114,11 @@ class StoreLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = _read(fd)
+                # the holder writes its record just after taking the lock: give it a moment
+                deadline = time.monotonic() + 2.0
+                while holder is None and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    holder = _read(fd)
                 os.close(fd)
                 raise StoreError(f"{self.path!r} is being written by another run ({describe_holder(holder)}); "
                                  "wait for it to finish, stop it, or choose another output.path") from None
