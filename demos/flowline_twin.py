@@ -52,7 +52,38 @@ def main(members: int = 30, years: int = 150, every: int = 10, output: str = "de
     if ensemble.world.rank == 0:
         print(f"RMSE of the whole state: forecast {result.rmse_forecast[0]:.2f} at year {every} -> "
               f"analysis {result.rmse_analysis[-1]:.2f} at year {years}")
+        print(f"figure: {figure(output)}")
     return result
+
+
+def figure(path: str) -> str:
+    """Grounding line, accumulation and thickness at mid-flowline against time, forecast then
+    analysis at each cycle (ensemble mean, +-2 sigma, truth), next to the store; its path."""
+    import h5py
+
+    from fdassim import plots
+    from fdassim import store_layout as sl
+
+    with h5py.File(path, "r") as h5:
+        t = np.repeat(h5[sl.TIMES][1:], 2)  # each cycle: its forecast, then its analysis
+        x = h5[sl.positions("thickness")][:, 0]
+        mid = int(np.argmin(np.abs(x - 0.5 * (x.min() + x.max()))))
+        panels = []
+        for field, label, pick, scale in (("grounding_line", "grounding line (km)", 0, 1e-3),
+                                          ("accumulation", "accumulation (m/yr)", None, 1.0),
+                                          ("thickness", f"thickness at {x[mid] / 1e3:.0f} km (m)", mid, 1.0)):
+            ens = np.stack([h5[sl.ensemble(kind, field)][...] for kind in ("forecast", "analysis")], axis=1)
+            truth = np.repeat(h5[sl.truth(field)][...], 2, axis=0)
+            ens = ens.reshape(-1, *ens.shape[2:])  # (2K, n, N)
+            if pick is None:  # the field's mean along the flowline
+                ens, truth = ens.mean(axis=1), truth.mean(axis=1)
+            else:
+                ens, truth = ens[:, pick], truth[:, pick]
+            panels.append({"label": label, "truth": scale * truth, "mean": scale * ens.mean(axis=-1),
+                           "std": scale * ens.std(axis=-1, ddof=1)})
+    out = os.path.splitext(path)[0] + ".png"
+    plots.point_series(out, t, panels, title="flowline twin: forecast then analysis at each cycle")
+    return out
 
 
 if __name__ == "__main__":

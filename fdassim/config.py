@@ -3,7 +3,7 @@
 A complete example (Lorenz-96 twin experiment with the ETKF)::
 
     model:
-      name: lorenz96            # lorenz96 | heat (Firedrake) | icestream, marine (Icepack) | issm
+      name: lorenz96            # lorenz96 | heat (Firedrake) | icestream, marine, flowline (Icepack) | issm
       options: {n: 40, F: 8.0, dt: 0.05}
     ensemble:
       size: 20
@@ -86,6 +86,7 @@ MODELS = {
     "issm": "issm_bridge.model:ISSM",  # ISSM through MATLAB/Octave servers (the issm_bridge package)
     "icestream": "fdassim.models.icestream:IceStream",  # Icepack's synthetic ice stream (ICESEE section 4.1)
     "marine": "fdassim.models.marine:MarineGlacier",  # a marine glacier with bed relief (ICESEE section 4.2)
+    "flowline": "fdassim.models.flowline:Flowline",  # a marine-terminating flowline glacier with a sill (1-D)
 }
 #: parameter treatment -> "module:Class" (applied after each analysis, in order)
 PARAMETERS = {

@@ -46,7 +46,8 @@ def test_demo_icepack_shelf_readme_snippet_is_the_demos_code():
 def test_demo_flowline_twin_learns_the_accumulation_and_the_grounding_line(tmp_path):
     """A short flowline twin (8 members, 20 years, 2 analyses): the accumulation, 1 m/yr off at
     the start (prior 0.5, truth -0.5, prior spread 0.6), is learnt (its error falls by 30 %),
-    and the analysed grounding line is closer to the truth than the forecast one."""
+    and the analysed grounding line is closer to the truth than the forecast one; the figure is
+    written next to the store."""
     pytest.importorskip("icepack.models", reason="Icepack is not installed (make install)")
     from helpers import read_store
 
@@ -59,3 +60,4 @@ def test_demo_flowline_twin_learns_the_accumulation_and_the_grounding_line(tmp_p
     assert err["forecast"][0] > 0.8 and err["analysis"][-1] < 0.7 * err["forecast"][0]
     gl = {kind: np.abs(d[sl.mean(kind, "grounding_line")] - d[sl.truth("grounding_line")])[:, 0] for kind in ("forecast", "analysis")}
     assert gl["analysis"].mean() < gl["forecast"].mean()
+    assert os.path.getsize(str(tmp_path / "flowline.png")) > 0  # grounding line, accumulation, thickness

@@ -102,8 +102,8 @@ def make_figures(path: str, start: dict, free: dict, config, timing: dict) -> di
            "speed_error": [float(s["mean"][j, i] - s["truth"][j, i]) for j in at.values()],
            "speed_error_free": [float(s["free"][j, i] - s["truth"][j, i]) for j in at.values()],
            "smb_error": [float(a["mean"][j, i] - a["truth"][j, i]) for j in at.values()]}
-    summary = {"config": {k: getattr(config, k) for k in ("years", "members", "scheme", "smb_inflation", "noise",
-                                                              "noise_length", "seed")},
+    summary = {"config": {k: getattr(config, k) for k in ("years", "members", "scheme", "radius", "smb_inflation",
+                                                              "noise", "noise_length", "noise_field", "seed")},
                "observation_years": list(obs), "reference_point": ref,
                "rmse_final": {"thickness": float(rmse(h["mean"], h["truth"])[-1]),
                               "thickness_free": float(rmse(h["free"], h["truth"])[-1]),
@@ -112,7 +112,8 @@ def make_figures(path: str, start: dict, free: dict, config, timing: dict) -> di
                               "smb": float(rmse(a["mean"], a["truth"])[-1]),
                               "smb_free": float(rmse(a["free"], a["truth"])[-1])},
                "timing_seconds": timing}
-    lines = [f"ICESEE ice-stream twin: {config.members} members, {config.years} years, {config.scheme}, "
+    scheme = config.scheme + (f" (radius {config.radius:g} m)" if config.scheme in ("lenkf", "letkf") else "")
+    lines = [f"ICESEE ice-stream twin: {config.members} members, {config.years} years, {scheme}, "
              f"observations at years {', '.join(f'{t:g}' for t in obs)}, model noise {config.noise[0]:g} m "
              f"(thickness), {config.noise[1]:g} m/yr (smb) per year",
              "reference point (1.25 km, 0.3 km), ensemble mean - truth (free run in brackets):"]

@@ -54,3 +54,20 @@ def test_flowline_steady_state_grounds_on_the_sill():
     x = f["thickness"].function_space().mesh().coordinates.dat.data_ro
     assert member.state["grounding_line"][0] == grounding_line(x, f["thickness"].dat.data_ro, f["bed"].dat.data_ro,
                                                                1024 / 917)
+
+
+def test_flowline_is_a_model_of_params_yaml():
+    """``model: {name: flowline}`` in params.yaml builds the flowline with its options, and a
+    misspelt option is refused naming it and the allowed keys."""
+    pytest.importorskip("icepack.models", reason="Icepack is not installed (make install)")
+    from fdassim.config import parse
+    from fdassim.models.flowline import Flowline
+
+    params = {"model": {"name": "flowline", "options": {"cells": 30, "spinup": 60.0}}, "ensemble": {"size": 4},
+              "observations": {"field": "thickness"}, "filter": {"scheme": "enkf"},
+              "run": {"cycles": 1, "interval": 10.0}}
+    model = parse(params).make_model()
+    assert isinstance(model, Flowline) and model.cells == 30 and model.spinup == 60.0
+    params["model"]["options"] = {"cell": 30}
+    with pytest.raises(ConfigError, match="model.options: unknown key 'cell'; allowed keys are: length, cells"):
+        parse(params)
