@@ -12,7 +12,7 @@ echo "==> Icepack ice shelf, thickness assimilated by the ETKF (the script way),
 mpiexec -n 2 python demos/icepack_shelf.py --members 12 --cycles 10
 fdassim report demo-output/icepack_shelf.h5
 echo
-echo "==> ICESEE ice-stream twin (Icepack), its first 25 years: 40 members, stochastic EnKF, 2 ranks"
+echo "==> ICESEE ice-stream twin (Icepack), its first 25 years: 40 members, localized EnKF, 2 ranks"
 mpiexec -n 2 python demos/icestream_twin/twin.py --short
 echo
 echo "==> Firedrake heat model with an unknown source (the YAML way), 2 ranks"
