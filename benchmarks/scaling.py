@@ -88,8 +88,9 @@ def _stream_model():
     quadrilaterals of degree 2, 425 nodes; thickness and velocity the state, the accumulation
     a parameter), observed at every node: thickness (std 0.5 m), both velocity components
     (0.1 m/yr) and the accumulation (0.1 m/yr), m = 1700; analyses every year (2 Icepack steps
-    of 0.5 yr) by the stochastic EnKF, the accumulation inflated by 1.12 (the ICESEE paper's scheme and
-    inflation: ``demos/icestream_twin --scheme enkf``, which observes every 8 years)."""
+    of 0.5 yr) by the stochastic EnKF, the accumulation inflated by 1.12 (the ICESEE paper's
+    scheme and inflation: ``demos/icestream_twin --scheme enkf``, which observes every 8
+    years)."""
     import fdassim
     from fdassim.models.icestream import IceStream
 
